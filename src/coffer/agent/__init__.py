@@ -1,0 +1,1 @@
+"""The host agent: control client, engine supervisors, command executor, reporter."""

@@ -1,0 +1,235 @@
+"""Carries out commands from the control plane. Every handler is idempotent by design:
+a command delivered twice (at-least-once) ends in the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from coffer import engines
+from coffer.agent.store import InstanceStore
+from coffer.agent.supervisor import EngineSupervisor
+from coffer.contracts.agent_v1 import AgentCommand, CommandKind
+from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
+from coffer.engines.base import Admin, Engine
+from coffer.errors import BadRequest, EngineError, NotFound
+
+log = logging.getLogger("coffer.agent.executor")
+
+START_TIMEOUT_S = 120.0
+
+
+class Executor:
+    def __init__(
+        self, *, store: InstanceStore, engine_user: str, templates_dir: str, host_name: str
+    ) -> None:
+        self.store = store
+        self._engine_user = engine_user
+        self._templates_dir = templates_dir
+        self._host_name = host_name
+        self._engines: dict[str, Engine] = {}
+        self.supervisors: dict[str, EngineSupervisor] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tg: asyncio.TaskGroup | None = None
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def engine(self, name: str) -> Engine:
+        if name not in self._engines:
+            self._engines[name] = engines.engine(
+                name, engine_user=self._engine_user, templates_dir=self._templates_dir
+            )
+        return self._engines[name]
+
+    def installed(self) -> dict[str, list[str]]:
+        out = {}
+        for name in engines.known_engines():
+            try:
+                out[name] = self.engine(name).lifecycle.installed_versions()
+            except Exception:  # an engine whose libraries are missing is simply absent
+                log.exception("engine %s unavailable", name)
+        return out
+
+    async def resume(self, tg: asyncio.TaskGroup) -> None:
+        """Supervise every instance recorded on disk (adopting engines still running)."""
+        self._tg = tg
+        for spec in self.store.all():
+            self._supervisor(spec).resume()
+
+    def _supervisor(self, spec: InstanceSpec) -> EngineSupervisor:
+        sup = self.supervisors.get(spec.instance_id)
+        if sup is None:
+            assert self._tg is not None
+            sup = EngineSupervisor(
+                self.engine(spec.engine),
+                self.store.paths(spec.instance_id),
+                spec,
+                self._engine_user,
+            )
+            sup.run_in(self._tg)
+            self.supervisors[spec.instance_id] = sup
+        sup.spec = spec
+        return sup
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def execute(self, cmd: AgentCommand) -> dict[str, Any]:
+        spec = InstanceSpec.model_validate(cmd.payload["spec"])
+        handler: Callable[[InstanceSpec, dict[str, Any]], Awaitable[dict[str, Any]]] = {
+            CommandKind.ENSURE: self._ensure,
+            CommandKind.DELETE: self._delete,
+            CommandKind.RESTART: self._restart,
+            CommandKind.RECONFIGURE: self._reconfigure,
+            CommandKind.RESIZE_VOLUME: self._resize_volume,
+            CommandKind.ADMIN: self._admin,
+        }[cmd.kind]
+        if cmd.kind is CommandKind.ADMIN:
+            return await handler(spec, cmd.payload)
+        lock = self._locks.setdefault(spec.instance_id, asyncio.Lock())
+        async with lock:
+            return await handler(spec, cmd.payload)
+
+    def _check_installed(self, spec: InstanceSpec) -> Engine:
+        try:
+            engine = self.engine(spec.engine)
+        except KeyError as exc:
+            raise EngineError(str(exc)) from None
+        versions = engine.lifecycle.installed_versions()
+        if spec.version not in versions:
+            raise EngineError(
+                f"{spec.engine} {spec.version} is not installed on host {self._host_name} "
+                f"(installed: {', '.join(versions) or 'none'})"
+            )
+        return engine
+
+    async def _ensure(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        engine = self._check_installed(spec)
+        paths = self.store.save(spec)
+        await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
+        await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
+        sup = self._supervisor(spec)
+        await sup.start(START_TIMEOUT_S)
+        await asyncio.to_thread(engine.lifecycle.bootstrap, paths, spec)
+        dbs = [DatabaseSpec.model_validate(d) for d in payload.get("databases", [])]
+        users = [UserSpec.model_validate(u) for u in payload.get("users", [])]
+        await asyncio.to_thread(_create_missing, engine.admin(paths, spec), dbs, users)
+        return observation(self.supervisors[spec.instance_id])
+
+    async def _delete(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
+        sup = self.supervisors.pop(spec.instance_id, None)
+        if sup is not None:
+            await sup.close()
+        else:
+            engine = self.engine(spec.engine)
+            stray = EngineSupervisor(
+                engine, self.store.paths(spec.instance_id), spec, self._engine_user
+            )
+            await stray.stop()
+        await asyncio.to_thread(self.store.remove, spec.instance_id)
+        self._locks.pop(spec.instance_id, None)
+        return {}
+
+    async def _restart(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
+        sup = self._known(spec)
+        await sup.restart(START_TIMEOUT_S)
+        return observation(self.supervisors[spec.instance_id])
+
+    async def _reconfigure(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
+        """Apply a new spec; if the engine will not come up with it, roll back."""
+        sup = self._known(spec)
+        old = sup.spec
+        engine = self.engine(spec.engine)
+        paths = self.store.save(spec)
+        await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
+        sup.spec = spec
+        try:
+            await sup.restart(START_TIMEOUT_S)
+        except EngineError:
+            log.warning(
+                "instance %s did not start with its new configuration; rolling back",
+                spec.instance_id,
+            )
+            self.store.save(old)
+            await asyncio.to_thread(engine.lifecycle.configure, paths, old)
+            sup.spec = old
+            await sup.restart(START_TIMEOUT_S)
+            raise
+        return observation(self.supervisors[spec.instance_id])
+
+    async def _resize_volume(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        self.store.save(spec)
+        self.supervisors[spec.instance_id].spec = spec
+        return observation(self.supervisors[spec.instance_id])
+
+    def _known(self, spec: InstanceSpec) -> EngineSupervisor:
+        if spec.instance_id not in self.supervisors:
+            raise NotFound(f"instance {spec.instance_id} is not on host {self._host_name}")
+        return self.supervisors[spec.instance_id]
+
+    async def _admin(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        admin = self.engine(spec.engine).admin(self.store.paths(spec.instance_id), spec)
+        return await asyncio.to_thread(run_admin_op, admin, payload["op"], payload.get("args", {}))
+
+
+def observation(sup: EngineSupervisor) -> dict[str, Any]:
+    """What a lifecycle command reports: the engine's state now, stamped like heartbeats."""
+    return {"service_status": sup.status.value, "seq": time.time_ns()}
+
+
+def _create_missing(admin: Admin, dbs: list[DatabaseSpec], users: list[UserSpec]) -> None:
+    """Create the initial databases and users not already there (a re-run is harmless)."""
+    existing_dbs = {d.name for d in admin.list_databases()}
+    missing_dbs = [d for d in dbs if d.name not in existing_dbs]
+    if missing_dbs:
+        admin.create_databases(missing_dbs)
+    existing_users = {(u.name, u.host) for u in admin.list_users()}
+    missing_users = [u for u in users if (u.name, u.host) not in existing_users]
+    if missing_users:
+        admin.create_users(missing_users)
+
+
+def _user_dict(name: str, host: str, databases: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    return {"name": name, "host": host, "databases": list(databases)}
+
+
+def run_admin_op(admin: Admin, op: str, x: dict[str, Any]) -> dict[str, Any]:
+    """Dispatch one admin operation by name; results are JSON-ready dicts."""
+    match op:
+        case "list_databases":
+            return {"databases": [d.model_dump() for d in admin.list_databases()]}
+        case "create_databases":
+            admin.create_databases([DatabaseSpec.model_validate(d) for d in x["databases"]])
+        case "delete_database":
+            admin.delete_database(x["name"])
+        case "list_users":
+            return {"users": [_user_dict(u.name, u.host, u.databases) for u in admin.list_users()]}
+        case "get_user":
+            u = admin.get_user(x["name"], x["host"])
+            return {"user": _user_dict(u.name, u.host, u.databases)}
+        case "create_users":
+            admin.create_users([UserSpec.model_validate(u) for u in x["users"]])
+        case "delete_user":
+            admin.delete_user(x["name"], x["host"])
+        case "update_user":
+            admin.update_user(x["name"], x["host"], UserUpdate.model_validate(x["update"]))
+        case "list_access":
+            return {"databases": admin.list_access(x["name"], x["host"])}
+        case "grant_access":
+            admin.grant_access(x["name"], x["host"], list(x["databases"]))
+        case "revoke_access":
+            admin.revoke_access(x["name"], x["host"], x["database"])
+        case "enable_root":
+            return {"name": "root", "password": admin.enable_root(x["password"])}
+        case "disable_root":
+            admin.disable_root()
+        case "is_root_enabled":
+            return {"enabled": admin.is_root_enabled()}
+        case _:
+            raise BadRequest(f"unknown admin operation {op!r}")
+    return {}

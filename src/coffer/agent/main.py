@@ -1,0 +1,199 @@
+"""``coffer agent``: independent runnables under one TaskGroup.
+
+* poller     — long-polls for commands, runs each in its own task, posts results
+* reporter   — heartbeats with observed engine state and volume usage
+* supervisors — one per instance (created by the executor), owning the engine process
+
+SIGTERM/SIGINT stop every engine cleanly before the agent exits. The agent holds an
+exclusive lock on ``<state_dir>/agent.lock`` (holding its pid) for its whole life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import time
+from typing import IO
+
+import httpx
+
+from coffer.agent.control import ControlClient, NotRegistered
+from coffer.agent.executor import Executor
+from coffer.agent.store import InstanceStore, disk_usage_bytes
+from coffer.contracts.agent_v1 import (
+    AgentCommand,
+    CommandResult,
+    Heartbeat,
+    InstanceObservation,
+    RegisterRequest,
+)
+from coffer.errors import CofferError, error_code
+from coffer.settings import AgentSettings
+
+log = logging.getLogger("coffer.agent")
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.state_dir, 0o755)  # the engine user traverses it to its data
+        self.store = InstanceStore(settings.instances_dir)
+        settings.templates_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.templates_dir, 0o755)
+        self.executor = Executor(
+            store=self.store,
+            engine_user=settings.engine_user,
+            templates_dir=str(settings.templates_dir),
+            host_name=settings.host_name,
+        )
+        self.control = ControlClient(settings.server_url, settings.state_dir / "credential.json")
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._interval = settings.heartbeat_interval_s
+        self._usage: dict[str, int] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            await self.executor.resume(tg)
+            workers = [
+                tg.create_task(self._poller(tg), name="poller"),
+                tg.create_task(self._reporter(), name="reporter"),
+                tg.create_task(self._usage_scanner(), name="usage"),
+            ]
+            await stop.wait()
+            log.info("stopping: shutting down %d engine(s)", len(self.executor.supervisors))
+            for task in [*workers, *self._running.values()]:
+                task.cancel()
+            for sup in list(self.executor.supervisors.values()):
+                await sup.close()
+        await self.control.aclose()
+
+    async def _ensure_registered(self) -> None:
+        if self.control.credential:
+            return
+        if not self.settings.join_token:
+            raise NotRegistered("no host credential and no join token (COFFER_AGENT_JOIN_TOKEN)")
+        resp = await self.control.register(
+            RegisterRequest(
+                join_token=self.settings.join_token,
+                host_name=self.settings.host_name,
+                address=self.settings.advertise_host,
+                engines=await asyncio.to_thread(self.executor.installed),
+            )
+        )
+        self._interval = resp.heartbeat_interval_s
+        log.info("registered as host %s", resp.host_id)
+
+    async def _poller(self, tg: asyncio.TaskGroup) -> None:
+        while True:
+            try:
+                await self._ensure_registered()
+                resp = await self.control.poll(list(self._running), self.settings.poll_wait_s)
+            except NotRegistered as exc:
+                log.warning("%s; retrying", exc)
+                self.control.credential = None
+                await asyncio.sleep(1.0)
+                continue
+            except httpx.HTTPError as exc:
+                log.warning("control plane unreachable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(0.5)
+                continue
+            for cmd in resp.commands:
+                if cmd.id not in self._running:
+                    self._running[cmd.id] = tg.create_task(self._run_command(cmd), name=cmd.id)
+
+    async def _run_command(self, cmd: AgentCommand) -> None:
+        started = time.monotonic()
+        log.info("command %s (%s) started", cmd.id, cmd.kind.value)
+        try:
+            result = CommandResult(ok=True, result=await self.executor.execute(cmd))
+        except CofferError as exc:
+            result = CommandResult(ok=False, error_code=error_code(exc), error_message=exc.message)
+        except Exception as exc:
+            log.exception("command %s failed unexpectedly", cmd.id)
+            result = CommandResult(
+                ok=False,
+                error_code="EngineError",
+                error_message=f"agent error: {type(exc).__name__}",
+            )
+        result.seconds = round(time.monotonic() - started, 3)
+        log.info("command %s finished ok=%s in %.2fs", cmd.id, result.ok, result.seconds)
+        while True:
+            try:
+                await self.control.result(cmd.id, result)
+                break
+            except (httpx.HTTPError, NotRegistered):
+                await asyncio.sleep(0.5)
+        self._running.pop(cmd.id, None)
+
+    async def _reporter(self) -> None:
+        engines = await asyncio.to_thread(self.executor.installed)
+        while True:
+            hb = Heartbeat(
+                seq=time.time_ns(),
+                instances=[
+                    InstanceObservation(
+                        instance_id=iid,
+                        service_status=sup.status.value,
+                        seq=time.time_ns(),
+                        volume_used_bytes=self._usage.get(iid),
+                    )
+                    for iid, sup in list(self.executor.supervisors.items())
+                ],
+                engines=engines,
+            )
+            if not self.control.credential:
+                await asyncio.sleep(0.1)
+                continue
+            with contextlib.suppress(httpx.HTTPError, NotRegistered):
+                resp = await self.control.heartbeat(hb)
+                self._interval = resp.heartbeat_interval_s
+            await asyncio.sleep(self._interval)
+
+    async def _usage_scanner(self) -> None:
+        while True:
+            for iid in list(self.executor.supervisors):
+                self._usage[iid] = await asyncio.to_thread(
+                    disk_usage_bytes, self.store.paths(iid).root
+                )
+            await asyncio.sleep(max(self._interval * 5, 5.0))
+
+
+def _hold_lock(settings: AgentSettings) -> IO[str]:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    f = open(settings.state_dir / "agent.lock", "a+")  # noqa: SIM115 - held for life
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another agent already runs for {settings.state_dir}") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def run_agent(settings: AgentSettings) -> None:
+    os.umask(0o077)  # state files are private; shared directories are chmod-ed explicitly
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    lock = _hold_lock(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Agent(settings).run(stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        with contextlib.suppress(OSError):
+            lock.close()

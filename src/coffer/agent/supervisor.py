@@ -1,0 +1,224 @@
+"""One supervisor per engine instance: the only owner of that engine's process.
+
+It keeps the process in its desired state: starts it (or adopts one left running by a
+previous agent), restarts it with backoff when it dies, stops it on request, and records
+what it observes (``status``) for the heartbeat. The engine runs in its own session as
+the unprivileged engine user, so stopping kills its whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import signal
+import time
+
+from coffer.contracts.engine import InstanceSpec
+from coffer.domain.states import ServiceStatus
+from coffer.engines.base import Engine, InstancePaths
+from coffer.errors import EngineError
+
+log = logging.getLogger("coffer.agent.supervisor")
+
+_CHECK_S = 0.25
+_STOP_GRACE_S = 30.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return False
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+class EngineSupervisor:
+    def __init__(
+        self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, engine_user: str
+    ) -> None:
+        self.engine = engine
+        self.paths = paths
+        self.spec = spec
+        self._user = pwd.getpwnam(engine_user)
+        self.status = ServiceStatus.SHUTDOWN
+        self._want_running = False
+        self._pid: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    # -- public ------------------------------------------------------------------------
+
+    def run_in(self, tg: asyncio.TaskGroup) -> None:
+        self._task = tg.create_task(self._loop(), name=f"supervise-{self.spec.instance_id}")
+
+    def resume(self) -> None:
+        """Keep the engine running from now on without waiting (agent start-up)."""
+        self._want_running = True
+        self._wake.set()
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Want it running and wait until it accepts queries (EngineError on timeout)."""
+        self._want_running = True
+        self._failures = 0
+        self._wake.set()
+        await self.wait_accepting(timeout_s)
+
+    async def stop(self) -> None:
+        """Stop the engine and wait until its process group is gone (idempotent)."""
+        self._want_running = False
+        await self._terminate()
+        self.status = ServiceStatus.SHUTDOWN
+
+    async def restart(self, timeout_s: float = 60.0) -> None:
+        self.status = ServiceStatus.RESTARTING
+        self._want_running = False
+        await self._terminate()
+        await self.start(timeout_s)
+
+    async def close(self) -> None:
+        """Stop the engine and the supervising task (instance deleted or agent exiting)."""
+        await self.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait_accepting(self, timeout_s: float) -> None:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self._pid is not None and await self._probe():
+                self.status = ServiceStatus.HEALTHY
+                return
+            await asyncio.sleep(0.05)
+        raise EngineError(
+            f"the engine did not accept connections within {timeout_s:.0f} s: {self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.paths.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no engine log"
+        return " | ".join(text[-lines:])[-800:]
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        last_probe = 0.0
+        while True:
+            if self._want_running and (self._pid is None or not _alive(self._pid)):
+                await self._bring_up()
+            elif self._want_running and time.monotonic() - last_probe >= 1.0:
+                last_probe = time.monotonic()
+                accepting = await self._probe()
+                if self.status is not ServiceStatus.RESTARTING:
+                    self.status = ServiceStatus.HEALTHY if accepting else ServiceStatus.RUNNING
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _CHECK_S)
+
+    async def _bring_up(self) -> None:
+        if self._pid is not None:
+            log.warning("engine of %s (pid %s) died; restarting", self.spec.instance_id, self._pid)
+            _kill_group(self._pid, signal.SIGKILL)
+            self.status = ServiceStatus.CRASHED
+            self._pid = None
+            self._failures += 1
+            await asyncio.sleep(min(0.2 * 2 ** min(self._failures, 8), 30.0))
+            if not self._want_running:
+                return
+        adopted = await asyncio.to_thread(self.engine.lifecycle.running_pid, self.paths)
+        if adopted is not None:
+            self._pid = adopted
+            log.info("adopted running engine of %s (pid %s)", self.spec.instance_id, adopted)
+            return
+        await self._spawn()
+
+    async def _spawn(self) -> None:
+        argv = self.engine.lifecycle.command(self.paths, self.spec)
+        env = {"HOME": self._user.pw_dir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        with open(self.paths.log_file, "ab") as out:
+            os.chmod(self.paths.log_file, 0o640)
+            self._proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                cwd=str(self.paths.root),
+                env=env,
+                user=self._user.pw_uid,
+                group=self._user.pw_gid,
+                extra_groups=[],
+                start_new_session=True,
+            )
+        self._pid = self._proc.pid
+        self.status = ServiceStatus.RUNNING
+        asyncio.get_running_loop().create_task(self._reap(self._proc))
+        log.info("started engine of %s (pid %s)", self.spec.instance_id, self._pid)
+
+    async def _reap(self, proc: asyncio.subprocess.Process) -> None:
+        await proc.wait()
+        self._wake.set()
+
+    async def _terminate(self) -> None:
+        pid = self._pid
+        if pid is None:
+            pid = await asyncio.to_thread(self.engine.lifecycle.running_pid, self.paths)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, self.engine.lifecycle.stop_signal)
+        end = time.monotonic() + _STOP_GRACE_S
+        while time.monotonic() < end and _alive(pid):
+            await asyncio.sleep(0.05)
+        _kill_group(pid, signal.SIGKILL)
+        while _group_alive(pid):
+            await asyncio.sleep(0.05)
+        self._pid = None
+        self._proc = None
+
+    async def _probe(self) -> bool:
+        probe = await asyncio.to_thread(self.engine.lifecycle.probe, self.paths, self.spec)
+        return probe.accepting
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # zombies of our own children keep the group "alive" until reaped; give them a moment
+    return any(_alive(int(p)) for p in _group_members(pgid))
+
+
+def _group_members(pgid: int) -> list[str]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().split(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            out.append(entry)
+    return out

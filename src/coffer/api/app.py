@@ -1,0 +1,70 @@
+"""The FastAPI application factory. All state comes in through ``Runtime``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from coffer import __version__
+from coffer.api import errors
+from coffer.api.deps import PrincipalDep
+from coffer.api.routes import admin_ops, agent, catalog, instances, mgmt
+from coffer.services.runtime import Runtime
+
+_UPDATED = "2012-08-01T00:00:00Z"
+
+
+def _version_doc(base: str) -> dict[str, Any]:
+    return {
+        "id": "v1.0",
+        "status": "CURRENT",
+        "updated": _UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/v1.0/"}],
+    }
+
+
+def create_app(
+    rt: Runtime,
+    *,
+    on_startup: Callable[[], None] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        rt.wakeup.bind(asyncio.get_running_loop())
+        if on_startup:
+            on_startup()
+        try:
+            yield
+        finally:
+            if on_shutdown:
+                on_shutdown()
+
+    app = FastAPI(
+        title="Coffer", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.state.runtime = rt
+    errors.install(app)
+
+    @app.get("/", tags=["versions"])
+    def versions(request: Request) -> dict[str, Any]:
+        base = rt.settings.public_url or str(request.base_url).rstrip("/")
+        return {"versions": [_version_doc(base)]}
+
+    @app.get("/v1.0/", tags=["versions"])
+    @app.get("/v1.0", tags=["versions"], include_in_schema=False)
+    def version(request: Request, who: PrincipalDep) -> dict[str, Any]:
+        base = rt.settings.public_url or str(request.base_url).rstrip("/")
+        return {"version": _version_doc(base)}
+
+    @app.get("/healthz", tags=["versions"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (catalog, instances, admin_ops, mgmt, agent):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,50 @@
+"""The agent protocol endpoints (``/agent/v1``), authenticated by host credentials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from starlette.concurrency import run_in_threadpool
+
+from coffer.api.deps import RuntimeDep
+from coffer.contracts.agent_v1 import (
+    CommandResult,
+    Heartbeat,
+    HeartbeatResponse,
+    PollRequest,
+    PollResponse,
+    RegisterRequest,
+    RegisterResponse,
+)
+from coffer.services import agents
+from coffer.services.commands import CommandBus
+
+router = APIRouter(prefix="/agent/v1", tags=["agent"], include_in_schema=False)
+
+Credential = Annotated[str | None, Header(alias="X-Host-Credential")]
+
+
+@router.post("/register")
+def register(body: RegisterRequest, rt: RuntimeDep) -> RegisterResponse:
+    return agents.register(rt, body)
+
+
+@router.post("/poll")
+async def poll(body: PollRequest, rt: RuntimeDep, credential: Credential = None) -> PollResponse:
+    host_id = await run_in_threadpool(agents.authenticate_host, rt, credential)
+    return await agents.poll(rt, host_id, body.running, body.wait_s)
+
+
+@router.post("/commands/{command_id}/result")
+def result(
+    command_id: str, body: CommandResult, rt: RuntimeDep, credential: Credential = None
+) -> dict[str, bool]:
+    host_id = agents.authenticate_host(rt, credential)
+    return {"recorded": CommandBus(rt).complete(host_id, command_id, body)}
+
+
+@router.post("/heartbeat")
+def heartbeat(body: Heartbeat, rt: RuntimeDep, credential: Credential = None) -> HeartbeatResponse:
+    host_id = agents.authenticate_host(rt, credential)
+    return agents.heartbeat(rt, host_id, body)

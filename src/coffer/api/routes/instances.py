@@ -1,0 +1,113 @@
+"""Trove instance routes: CRUD and actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from coffer.api import views
+from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.routes.common import PREFIX, accepted, view_context
+from coffer.contracts.api_v1 import InstanceAction, InstanceCreateBody, InstanceUpdateBody
+from coffer.services import instances
+
+router = APIRouter(prefix=PREFIX, tags=["instances"])
+
+
+def _list(
+    project_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    *,
+    detail: bool,
+    limit: int | None,
+    marker: str | None,
+) -> dict[str, Any]:
+    ctx = view_context(request, rt, who, project_id)
+    items = [views.instance(ctx, rec, detail=detail) for rec in instances.list_all(rt, project_id)]
+    page, links = views.paginate(
+        items, limit, marker, str(request.url.remove_query_params(["limit", "marker"]))
+    )
+    out: dict[str, Any] = {"instances": page}
+    if links:
+        out["links"] = links
+    return out
+
+
+@router.get("/instances")
+def list_instances(
+    project_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    limit: int | None = None,
+    marker: str | None = None,
+    include_clustered: bool = False,
+) -> dict[str, Any]:
+    return _list(project_id, request, rt, who, detail=False, limit=limit, marker=marker)
+
+
+@router.get("/instances/detail")
+def list_instances_detail(
+    project_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    limit: int | None = None,
+    marker: str | None = None,
+) -> dict[str, Any]:
+    return _list(project_id, request, rt, who, detail=True, limit=limit, marker=marker)
+
+
+@router.post("/instances")
+def create_instance(
+    project_id: str, body: InstanceCreateBody, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    rec = instances.create(rt, project_id, body.instance)
+    return {
+        "instance": views.instance(view_context(request, rt, who, project_id), rec, detail=True)
+    }
+
+
+@router.get("/instances/{instance_id}")
+def show_instance(
+    project_id: str, instance_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    rec = instances.get(rt, scope(who, project_id), instance_id)
+    return {
+        "instance": views.instance(view_context(request, rt, who, project_id), rec, detail=True)
+    }
+
+
+@router.put("/instances/{instance_id}")
+def update_instance(
+    project_id: str, instance_id: str, body: InstanceUpdateBody, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    instances.rename(rt, scope(who, project_id), instance_id, body.instance)
+    return accepted()
+
+
+@router.patch("/instances/{instance_id}")
+def edit_instance(
+    project_id: str, instance_id: str, body: InstanceUpdateBody, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    instances.rename(rt, scope(who, project_id), instance_id, body.instance)
+    return accepted()
+
+
+@router.delete("/instances/{instance_id}")
+def delete_instance(
+    project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    instances.delete(rt, scope(who, project_id), instance_id)
+    return accepted()
+
+
+@router.post("/instances/{instance_id}/action")
+def instance_action(
+    project_id: str, instance_id: str, body: InstanceAction, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    instances.act(rt, who, scope(who, project_id), instance_id, body)
+    return accepted()

@@ -1,0 +1,168 @@
+"""Trove-shaped JSON views. Pure functions of loaded records; no queries here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from coffer.clock import isoformat
+from coffer.db.models import Datastore, DatastoreVersion, Flavor
+from coffer.domain.states import ServiceStatus, StatusInputs, TaskStatus, public_status
+from coffer.services.records import InstanceRecord
+
+_GB = 1024**3
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What every view needs from the request: where links point, who asks, when."""
+
+    host: str
+    project_id: str
+    is_admin: bool
+    now: datetime
+    heartbeat_expiry: timedelta
+
+    def links(self, collection: str, rid: str) -> list[dict[str, str]]:
+        return [
+            {
+                "href": f"https://{self.host}/v1.0/{self.project_id}/{collection}/{rid}",
+                "rel": "self",
+            },
+            {"href": f"https://{self.host}/{collection}/{rid}", "rel": "bookmark"},
+        ]
+
+
+def flavor_id_value(fid: str) -> int | None:
+    return int(fid) if fid.isdigit() and (fid == "0" or not fid.startswith("0")) else None
+
+
+def flavor(ctx: ViewContext, f: Flavor) -> dict[str, Any]:
+    return {
+        "id": flavor_id_value(f.id),
+        "str_id": f.id,
+        "name": f.name,
+        "ram": f.ram_mb,
+        "vcpus": f.vcpus,
+        "disk": f.disk_gb,
+        "ephemeral": 0,
+        "links": ctx.links("flavors", f.id),
+    }
+
+
+def version(ctx: ViewContext, v: DatastoreVersion, *, admin: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": v.id,
+        "name": v.name,
+        "version": v.version,
+        "datastore": v.datastore_id,
+        "links": ctx.links("datastores/versions", v.id),
+    }
+    if admin:
+        out.update(
+            active=v.active, datastore_manager=v.manager, packages=[], image=None, image_tags=[]
+        )
+    return out
+
+
+def datastore(ctx: ViewContext, ds: Datastore, versions: list[DatastoreVersion]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": ds.id,
+        "name": ds.name,
+        "links": ctx.links("datastores", ds.id),
+        "versions": [
+            {
+                "id": v.id,
+                "name": v.name,
+                "version": v.version,
+                "links": ctx.links("datastores/versions", v.id),
+            }
+            for v in versions
+        ],
+    }
+    if ds.default_version_id and any(v.id == ds.default_version_id for v in versions):
+        out["default_version"] = ds.default_version_id
+    return out
+
+
+def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str, Any]:
+    inst = rec.instance
+    task = TaskStatus(inst.task_status)
+    st = public_status(
+        StatusInputs(
+            task_status=task,
+            service_status=ServiceStatus(inst.service_status),
+            last_heartbeat=rec.host.last_heartbeat,
+            now=ctx.now,
+            heartbeat_expiry=ctx.heartbeat_expiry,
+        )
+    )
+    address = rec.host.address
+    out: dict[str, Any] = {
+        "id": inst.id,
+        "name": inst.name,
+        "status": st.status,
+        "operating_status": st.operating_status,
+        "links": ctx.links("instances", inst.id),
+        "flavor": {"id": rec.flavor.id, "links": ctx.links("flavors", rec.flavor.id)},
+        "datastore": {"type": rec.datastore.name, "version": rec.version.name},
+        "region": "RegionOne",
+        "access": {"is_public": False, "allowed_cidrs": []},
+        "volume": {"size": inst.volume_gb},
+        "ip": [address],
+        "addresses": [{"address": address, "type": "private", "network": "coffer"}],
+        "port": inst.port,
+    }
+    if ctx.is_admin:
+        out["tenant_id"] = inst.project_id
+    if not detail:
+        return out
+    out.update(
+        created=isoformat(inst.created),
+        updated=isoformat(inst.updated),
+        service_status_updated=isoformat(inst.service_status_updated),
+        hostname=address,
+    )
+    out["datastore"]["version_number"] = rec.version.version
+    if inst.volume_used_bytes is not None and st.status not in (
+        "BUILD",
+        "REBOOT",
+        "RESIZE",
+        "ERROR",
+    ):
+        used = round(inst.volume_used_bytes / _GB, 3)
+        out["volume"]["used"] = used
+        out["volume"]["used_percent"] = (
+            round(100 * used / inst.volume_gb, 2) if inst.volume_gb else 0
+        )
+    if inst.fault_message and inst.fault_created:
+        out["fault"] = {
+            "message": inst.fault_message,
+            "created": isoformat(inst.fault_created),
+            "details": inst.fault_details or "",
+        }
+    if ctx.is_admin:
+        out["server_id"] = rec.host.id
+        out["volume_id"] = inst.id
+    return out
+
+
+def paginate(
+    items: list[Any], limit: int | None, marker: str | None, next_url: str, key: str = "id"
+) -> tuple[list[Any], list[dict[str, str]]]:
+    """Trove's limit/marker pagination; returns the page and its ``links``."""
+    start = 0
+    if marker:
+        for i, item in enumerate(items):
+            if str(item[key]) == marker:
+                start = i + 1
+                break
+    if limit is None or limit <= 0:
+        return items[start:], []
+    page = items[start : start + limit]
+    if start + limit < len(items) and page:
+        sep = "&" if "?" in next_url else "?"
+        href = f"{next_url}{sep}limit={limit}&marker={page[-1][key]}"
+        return page, [{"rel": "next", "href": href.replace("http://", "https://", 1)}]
+    return page, []

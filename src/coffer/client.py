@@ -1,0 +1,772 @@
+"""Typed client of Coffer's REST API: the Trove v1.0 surface plus Coffer's extensions.
+
+One ``CofferClient`` talks to one project endpoint (``http://H:P/v1.0/<project_id>``) with
+one token. Methods return the JSON objects the server sends, unwrapped from Trove's
+singular or plural key (``get_instance`` returns the ``instance`` object, ``list_users``
+the ``users`` list); lists follow Trove's ``links``/``marker`` pagination to the end.
+The client knows nothing of terminals: the CLI, the Ansible modules and the dashboard
+tests all use it as it is. Pass ``transport=httpx.MockTransport(...)`` to test without a
+server.
+
+Exceptions::
+
+    CofferClientError                   root: everything this module raises
+    ├── CofferAPIError                  the server answered with an HTTP error
+    │                                   (status, fault, message from Trove's envelope)
+    ├── CofferConnectionError           the server could not be reached, or did not answer
+    ├── CofferResponseError             the server's reply is not what the API promises
+    ├── CofferAmbiguousNameError        a name given for an instance matches several
+    └── CofferWaitError                 a wait ended without reaching its goal
+        ├── CofferInstanceFailedError   the instance went to status ERROR
+        └── CofferWaitTimeoutError      the deadline passed first
+
+Passwords given to this client travel only in request bodies: they are never part of a
+URL, an exception message or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, TypedDict, overload
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+
+__all__ = [
+    "READY_OPERATING_STATUS",
+    "READY_STATUS",
+    "CofferAPIError",
+    "CofferAmbiguousNameError",
+    "CofferClient",
+    "CofferClientError",
+    "CofferConnectionError",
+    "CofferInstanceFailedError",
+    "CofferResponseError",
+    "CofferWaitError",
+    "CofferWaitTimeoutError",
+    "CreatedProject",
+    "Credentials",
+    "JSONObject",
+    "ProgressCallback",
+    "UserSpec",
+    "WaitUntil",
+    "user_path_segment",
+]
+
+JSONObject = dict[str, Any]
+#: Called on every poll of a wait with the instance view and the seconds elapsed.
+ProgressCallback = Callable[[JSONObject, float], None]
+
+READY_STATUS = "ACTIVE"
+READY_OPERATING_STATUS = "HEALTHY"
+ERROR_STATUS = "ERROR"
+
+
+class Credentials(TypedDict):
+    """What a project's user needs to talk to Coffer (also the ``credentials.json`` file)."""
+
+    endpoint: str
+    project_id: str
+    token: str
+
+
+class CreatedProject(TypedDict):
+    """Reply of ``create_project``: the new project and a first token for it."""
+
+    project: JSONObject
+    credentials: Credentials
+
+
+# --------------------------------------------------------------------------- exceptions
+
+
+class CofferClientError(Exception):
+    """Root of every error raised by this module; ``str()`` is one line for a person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CofferAPIError(CofferClientError):
+    """The server answered with an HTTP error, in Trove's ``{fault: {code, message}}``."""
+
+    def __init__(self, status: int, fault: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.fault = fault
+
+    def __str__(self) -> str:
+        return f"{self.message} (HTTP {self.status})"
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+
+class CofferConnectionError(CofferClientError):
+    """No HTTP answer at all from ``url``: refused, unresolvable, or timed out."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class CofferResponseError(CofferClientError):
+    """The server answered 2xx with a body that does not have the promised shape."""
+
+
+class CofferAmbiguousNameError(CofferClientError):
+    """A name given where one instance is meant matches several; use the id."""
+
+    def __init__(self, name: str, ids: Sequence[str]) -> None:
+        super().__init__(
+            f"{len(ids)} instances are named {name!r} ({', '.join(ids)}); use the id instead"
+        )
+        self.name = name
+        self.ids = tuple(ids)
+
+
+class CofferWaitError(CofferClientError):
+    """A wait ended without reaching its goal; ``instance`` is the last view seen."""
+
+    def __init__(self, message: str, *, instance_id: str, instance: JSONObject | None) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.instance = instance
+
+
+class CofferInstanceFailedError(CofferWaitError):
+    """The instance went to status ERROR; ``fault`` is its fault record, if any."""
+
+    @property
+    def fault(self) -> JSONObject | None:
+        fault = (self.instance or {}).get("fault")
+        return fault if isinstance(fault, dict) else None
+
+
+class CofferWaitTimeoutError(CofferWaitError):
+    """The wait's deadline passed before the instance reached the goal."""
+
+
+# --------------------------------------------------------------------------- request specs
+
+
+class WaitUntil(StrEnum):
+    """What ``wait_for_instance`` waits for."""
+
+    #: status ACTIVE and operating_status HEALTHY
+    READY = "ready"
+    #: GET answers 404
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """A database user to create (or whose password to change); ``host`` None means any."""
+
+    name: str
+    password: str = field(repr=False)
+    host: str | None = None
+    databases: tuple[str, ...] = ()
+
+    def to_body(self) -> JSONObject:
+        body: JSONObject = {"name": self.name, "password": self.password}
+        if self.host is not None:
+            body["host"] = self.host
+        if self.databases:
+            body["databases"] = [{"name": db} for db in self.databases]
+        return body
+
+
+def _segment(value: str) -> str:
+    """``value`` as one URL path segment: every reserved character percent-encoded."""
+    encoded = quote(value, safe="")
+    if encoded in {".", ".."}:  # dot segments would be collapsed by URL normalisation
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def user_path_segment(name: str, host: str | None = None) -> str:
+    """The ``{user}`` path segment Trove expects: ``name`` or ``name@host``, percent-encoded.
+
+    The server splits on the last ``@``, so a name that itself holds ``@`` is sent with
+    Trove's default host ``%`` when no host is given.
+    """
+    if host is None and "@" in name:
+        host = "%"
+    return _segment(name if host is None else f"{name}@{host}")
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class CofferClient:
+    """Client of one Coffer project endpoint. Not thread-safe; close it (or use ``with``)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._timeout = timeout
+        self._http = httpx.Client(
+            headers={
+                "X-Auth-Token": token,
+                "Accept": "application/json",
+                "User-Agent": "coffer-client",
+            },
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_credentials(
+        cls,
+        credentials: Credentials,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> CofferClient:
+        return cls(
+            credentials["endpoint"], credentials["token"], timeout=timeout, transport=transport
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def project_id(self) -> str:
+        """The project id: the endpoint's last path segment."""
+        return self._endpoint.rsplit("/", 1)[-1]
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CofferClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------- transport
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: JSONObject | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one request to ``<endpoint><path>``; the decoded JSON reply, or None if empty.
+
+        Raises ``CofferAPIError`` for any HTTP error, ``CofferConnectionError`` when there
+        is no answer. Never retries: callers decide what is safe to repeat.
+        """
+        url = self._endpoint + path
+        try:
+            response = self._http.request(method, url, json=body, params=params)
+        except httpx.TimeoutException as exc:
+            raise CofferConnectionError(
+                f"no answer from Coffer at {url} within {self._timeout:g}s", url=url
+            ) from exc
+        except httpx.TransportError as exc:
+            raise CofferConnectionError(f"cannot reach Coffer at {url}: {exc}", url=url) from exc
+        if response.is_error:
+            raise _api_error(response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CofferResponseError(
+                f"{method} {url} answered {response.status_code} with a body that is not JSON"
+            ) from exc
+
+    def _get(self, path: str, key: str) -> Any:
+        return _unwrap(self.request("GET", path), key, path)
+
+    def _get_object(self, path: str, key: str) -> JSONObject:
+        return _object(self.request("GET", path), key, path)
+
+    def _list(
+        self, path: str, key: str, *, params: Mapping[str, str] | None = None
+    ) -> list[JSONObject]:
+        """Every item of a paginated list, following ``links`` rel=next by its marker."""
+        query = dict(params or {})
+        items: list[JSONObject] = []
+        seen: set[str] = set()
+        while True:
+            body = self.request("GET", path, params=query)
+            page = _unwrap(body, key, path)
+            if not isinstance(page, list):
+                raise CofferResponseError(f"GET {path}: {key!r} is not a list")
+            items.extend(page)
+            marker = _next_marker(body)
+            if marker is None or marker in seen:
+                return items
+            seen.add(marker)
+            query["marker"] = marker
+
+    # ----------------------------------------------------------------------- flavors
+
+    def list_flavors(self) -> list[JSONObject]:
+        return self._list("/flavors", "flavors")
+
+    def get_flavor(self, flavor_id: str) -> JSONObject:
+        return self._get_object(f"/flavors/{_segment(flavor_id)}", "flavor")
+
+    def create_flavor(
+        self,
+        name: str,
+        *,
+        ram: int,
+        vcpus: int,
+        disk: int | None = None,
+        flavor_id: str | None = None,
+    ) -> JSONObject:
+        """Admin: register a flavor (``ram`` in MB, ``disk`` in GB)."""
+        flavor: JSONObject = {"name": name, "ram": ram, "vcpus": vcpus}
+        if disk is not None:
+            flavor["disk"] = disk
+        if flavor_id is not None:
+            flavor["id"] = flavor_id
+        reply = self.request("POST", "/flavors", body={"flavor": flavor})
+        return _object(reply, "flavor", "/flavors")
+
+    # ----------------------------------------------------------------------- datastores
+
+    def list_datastores(self) -> list[JSONObject]:
+        return self._list("/datastores", "datastores")
+
+    def get_datastore(self, name_or_id: str) -> JSONObject:
+        return self._get_object(f"/datastores/{_segment(name_or_id)}", "datastore")
+
+    def list_datastore_versions(self, datastore: str) -> list[JSONObject]:
+        return self._list(f"/datastores/{_segment(datastore)}/versions", "versions")
+
+    def get_datastore_version(self, datastore: str, version: str) -> JSONObject:
+        path = f"/datastores/{_segment(datastore)}/versions/{_segment(version)}"
+        return self._get_object(path, "version")
+
+    # ----------------------------------------------------------------------- instances
+
+    def list_instances(self, *, detail: bool = False) -> list[JSONObject]:
+        """This project's instances, newest first; ``detail`` gives the full views."""
+        return self._list("/instances/detail" if detail else "/instances", "instances")
+
+    def list_all_instances(self) -> list[JSONObject]:
+        """Admin: the instances of every project."""
+        return self._list("/mgmt/instances", "instances")
+
+    def get_instance(self, instance_id: str) -> JSONObject:
+        return self._get_object(_instance_path(instance_id), "instance")
+
+    def find_instance(self, name_or_id: str) -> JSONObject:
+        """The instance whose id, or else whose unique name, is ``name_or_id``.
+
+        Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
+        several instances share the name.
+        """
+        try:
+            return self.get_instance(name_or_id)
+        except CofferAPIError as exc:
+            if not exc.not_found:
+                raise
+        matches = [i for i in self.list_instances() if i.get("name") == name_or_id]
+        if not matches:
+            raise CofferAPIError(
+                404, "itemNotFound", f"no instance has the id or name {name_or_id!r}"
+            )
+        if len(matches) > 1:
+            raise CofferAmbiguousNameError(name_or_id, [str(i.get("id")) for i in matches])
+        return self.get_instance(str(matches[0]["id"]))
+
+    def create_instance(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        datastore: str,
+        datastore_version: str | None = None,
+        volume_size: int | None = None,
+        databases: Sequence[str] = (),
+        users: Sequence[UserSpec] = (),
+    ) -> JSONObject:
+        """Ask for a new instance; returns its view (status BUILD). Wait with
+        ``wait_for_instance``."""
+        instance: JSONObject = {"name": name, "flavorRef": flavor}
+        if volume_size is not None:
+            instance["volume"] = {"size": volume_size}
+        store: JSONObject = {"type": datastore}
+        if datastore_version is not None:
+            store["version"] = datastore_version
+        instance["datastore"] = store
+        if databases:
+            instance["databases"] = [{"name": db} for db in databases]
+        if users:
+            instance["users"] = [user.to_body() for user in users]
+        reply = self.request("POST", "/instances", body={"instance": instance})
+        return _object(reply, "instance", "/instances")
+
+    def rename_instance(self, instance_id: str, new_name: str) -> None:
+        self.request("PUT", _instance_path(instance_id), body={"instance": {"name": new_name}})
+
+    def delete_instance(self, instance_id: str) -> None:
+        """Start deleting; the instance shows SHUTDOWN, then GET answers 404."""
+        self.request("DELETE", _instance_path(instance_id))
+
+    def restart_instance(self, instance_id: str) -> None:
+        self._action(instance_id, {"restart": {}})
+
+    def resize_instance_flavor(self, instance_id: str, flavor: str) -> None:
+        self._action(instance_id, {"resize": {"flavorRef": flavor}})
+
+    def resize_instance_volume(self, instance_id: str, size: int) -> None:
+        """Grow the volume to ``size`` GB (it cannot shrink)."""
+        self._action(instance_id, {"resize": {"volume": {"size": size}}})
+
+    def reset_instance_status(self, instance_id: str) -> None:
+        """Admin: clear the task status of a stuck or failed instance."""
+        self._action(instance_id, {"reset_status": {}})
+
+    def _action(self, instance_id: str, body: JSONObject) -> None:
+        self.request("POST", f"{_instance_path(instance_id)}/action", body=body)
+
+    @overload
+    def wait_for_instance(
+        self,
+        instance_id: str,
+        *,
+        until: Literal[WaitUntil.READY] = ...,
+        timeout: float = ...,
+        interval: float = ...,
+        on_progress: ProgressCallback | None = ...,
+    ) -> JSONObject: ...
+
+    @overload
+    def wait_for_instance(
+        self,
+        instance_id: str,
+        *,
+        until: Literal[WaitUntil.DELETED],
+        timeout: float = ...,
+        interval: float = ...,
+        on_progress: ProgressCallback | None = ...,
+    ) -> None: ...
+
+    def wait_for_instance(
+        self,
+        instance_id: str,
+        *,
+        until: WaitUntil = WaitUntil.READY,
+        timeout: float = 600.0,
+        interval: float = 2.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> JSONObject | None:
+        """Poll the instance every ``interval`` seconds until ``until`` holds; may block
+        up to ``timeout`` seconds.
+
+        READY returns the final view (status ACTIVE, operating_status HEALTHY); DELETED
+        returns None once GET answers 404. Status ERROR raises
+        ``CofferInstanceFailedError`` carrying the fault message; the deadline raises
+        ``CofferWaitTimeoutError``. An unreachable server is polled again until the
+        deadline, so a wait survives a server restart.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        last_view: JSONObject | None = None
+        while True:
+            problem = ""
+            try:
+                view = self.get_instance(instance_id)
+            except CofferAPIError as exc:
+                if exc.not_found and until is WaitUntil.DELETED:
+                    return None
+                raise
+            except CofferConnectionError as exc:
+                problem = f"; last error: {exc}"
+            else:
+                last_view = view
+                if on_progress is not None:
+                    on_progress(view, time.monotonic() - start)
+                if view.get("status") == ERROR_STATUS:
+                    raise _instance_failed(instance_id, view)
+                if until is WaitUntil.READY and _is_ready(view):
+                    return view
+            now = time.monotonic()
+            if now >= deadline:
+                raise CofferWaitTimeoutError(
+                    f"instance {instance_id} is not {until.value} after {timeout:g}s "
+                    f"({_describe_status(last_view)}){problem}",
+                    instance_id=instance_id,
+                    instance=last_view,
+                )
+            time.sleep(max(0.0, min(interval, deadline - now)))
+
+    # ----------------------------------------------------------------------- databases
+
+    def list_databases(self, instance_id: str) -> list[JSONObject]:
+        return self._list(f"{_instance_path(instance_id)}/databases", "databases")
+
+    def create_databases(
+        self,
+        instance_id: str,
+        names: Sequence[str],
+        *,
+        character_set: str | None = None,
+        collate: str | None = None,
+    ) -> None:
+        databases: list[JSONObject] = []
+        for name in names:
+            database: JSONObject = {"name": name}
+            if character_set is not None:
+                database["character_set"] = character_set
+            if collate is not None:
+                database["collate"] = collate
+            databases.append(database)
+        path = f"{_instance_path(instance_id)}/databases"
+        self.request("POST", path, body={"databases": databases})
+
+    def delete_database(self, instance_id: str, name: str) -> None:
+        self.request("DELETE", f"{_instance_path(instance_id)}/databases/{_segment(name)}")
+
+    # ----------------------------------------------------------------------- users
+
+    def list_users(self, instance_id: str) -> list[JSONObject]:
+        return self._list(f"{_instance_path(instance_id)}/users", "users")
+
+    def create_users(self, instance_id: str, users: Sequence[UserSpec]) -> None:
+        body = {"users": [user.to_body() for user in users]}
+        self.request("POST", f"{_instance_path(instance_id)}/users", body=body)
+
+    def change_user_passwords(self, instance_id: str, users: Sequence[UserSpec]) -> None:
+        """Set new passwords for several users at once (their ``databases`` are ignored)."""
+        body = {"users": [UserSpec(u.name, u.password, u.host).to_body() for u in users]}
+        self.request("PUT", f"{_instance_path(instance_id)}/users", body=body)
+
+    def get_user(self, instance_id: str, name: str, *, host: str | None = None) -> JSONObject:
+        return self._get_object(_user_path(instance_id, name, host), "user")
+
+    def update_user(
+        self,
+        instance_id: str,
+        name: str,
+        *,
+        host: str | None = None,
+        new_name: str | None = None,
+        new_password: str | None = None,
+        new_host: str | None = None,
+    ) -> None:
+        """Rename a user, change its password or its host; at least one change is needed."""
+        changes: JSONObject = {}
+        if new_name is not None:
+            changes["name"] = new_name
+        if new_password is not None:
+            changes["password"] = new_password
+        if new_host is not None:
+            changes["host"] = new_host
+        if not changes:
+            raise ValueError("update_user needs new_name, new_password or new_host")
+        self.request("PUT", _user_path(instance_id, name, host), body={"user": changes})
+
+    def delete_user(self, instance_id: str, name: str, *, host: str | None = None) -> None:
+        self.request("DELETE", _user_path(instance_id, name, host))
+
+    def list_user_access(
+        self, instance_id: str, name: str, *, host: str | None = None
+    ) -> list[JSONObject]:
+        """The databases the user may use."""
+        return self._list(f"{_user_path(instance_id, name, host)}/databases", "databases")
+
+    def grant_user_access(
+        self, instance_id: str, name: str, databases: Sequence[str], *, host: str | None = None
+    ) -> None:
+        body = {"databases": [{"name": db} for db in databases]}
+        self.request("PUT", f"{_user_path(instance_id, name, host)}/databases", body=body)
+
+    def revoke_user_access(
+        self, instance_id: str, name: str, database: str, *, host: str | None = None
+    ) -> None:
+        path = f"{_user_path(instance_id, name, host)}/databases/{_segment(database)}"
+        self.request("DELETE", path)
+
+    # ----------------------------------------------------------------------- root
+
+    def enable_root(self, instance_id: str, *, password: str | None = None) -> JSONObject:
+        """Enable the superuser; returns ``{"name", "password"}`` (the only time it is
+        shown)."""
+        body = None if password is None else {"password": password}
+        reply = self.request("POST", f"{_instance_path(instance_id)}/root", body=body)
+        return _object(reply, "user", "root")
+
+    def is_root_enabled(self, instance_id: str) -> bool:
+        return bool(self._get(f"{_instance_path(instance_id)}/root", "rootEnabled"))
+
+    def disable_root(self, instance_id: str) -> None:
+        self.request("DELETE", f"{_instance_path(instance_id)}/root")
+
+    # ----------------------------------------------------------------------- limits, quotas
+
+    def get_limits(self) -> list[JSONObject]:
+        """Trove's limits list: first the ABSOLUTE entry (``max_<resource>``), then rates."""
+        limits = self._get("/limits", "limits")
+        if not isinstance(limits, list):
+            raise CofferResponseError("GET /limits: 'limits' is not a list")
+        return limits
+
+    def get_quotas(self, project_id: str | None = None) -> list[JSONObject]:
+        """``[{resource, in_use, reserved, limit}]`` of a project (default: this one)."""
+        path = f"/mgmt/quotas/{_segment(project_id or self.project_id)}"
+        quotas = self._get(path, "quotas")
+        if not isinstance(quotas, list):
+            raise CofferResponseError(f"GET {path}: 'quotas' is not a list")
+        return quotas
+
+    def update_quotas(
+        self,
+        project_id: str,
+        *,
+        instances: int | None = None,
+        ram: int | None = None,
+        volumes: int | None = None,
+        backups: int | None = None,
+    ) -> JSONObject:
+        """Admin: set some of a project's limits (-1 means unlimited); returns the new
+        ones."""
+        wanted = {"instances": instances, "ram": ram, "volumes": volumes, "backups": backups}
+        quotas = {resource: value for resource, value in wanted.items() if value is not None}
+        if not quotas:
+            raise ValueError("update_quotas needs at least one limit")
+        path = f"/mgmt/quotas/{_segment(project_id)}"
+        return _object(self.request("PUT", path, body={"quotas": quotas}), "quotas", path)
+
+    # ----------------------------------------------------------------------- projects, tokens
+
+    def create_project(self, name: str) -> CreatedProject:
+        """Admin (Coffer extension): a new project and a first token for it."""
+        reply = self.request("POST", "/mgmt/projects", body={"project": {"name": name}})
+        project = _object(reply, "project", "/mgmt/projects")
+        credentials = _credentials(_unwrap(reply, "credentials", "/mgmt/projects"))
+        return {"project": project, "credentials": credentials}
+
+    def list_projects(self) -> list[JSONObject]:
+        """Admin (Coffer extension)."""
+        return self._list("/mgmt/projects", "projects")
+
+    def create_token(self, project: str) -> Credentials:
+        """Admin (Coffer extension): a new token for the project with this name or id."""
+        reply = self.request("POST", "/mgmt/tokens", body={"token": {"project": project}})
+        return _credentials(_unwrap(reply, "credentials", "/mgmt/tokens"))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _instance_path(instance_id: str) -> str:
+    return f"/instances/{_segment(instance_id)}"
+
+
+def _user_path(instance_id: str, name: str, host: str | None) -> str:
+    return f"{_instance_path(instance_id)}/users/{user_path_segment(name, host)}"
+
+
+def _unwrap(body: Any, key: str, where: str) -> Any:
+    if not isinstance(body, dict) or key not in body:
+        raise CofferResponseError(f"the reply to {where} has no {key!r}")
+    return body[key]
+
+
+def _object(body: Any, key: str, where: str) -> JSONObject:
+    value = _unwrap(body, key, where)
+    if not isinstance(value, dict):
+        raise CofferResponseError(f"the reply to {where} has {key!r} that is not an object")
+    return value
+
+
+def _credentials(value: Any) -> Credentials:
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(k), str) for k in ("endpoint", "project_id", "token")
+    ):
+        raise CofferResponseError("the server's credentials lack endpoint, project_id or token")
+    return {
+        "endpoint": value["endpoint"],
+        "project_id": value["project_id"],
+        "token": value["token"],
+    }
+
+
+def _next_marker(body: Any) -> str | None:
+    """The ``marker`` of Trove's ``links: [{rel: next, href}]``, if there is a next page."""
+    links = body.get("links") if isinstance(body, dict) else None
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, dict) and link.get("rel") == "next":
+            markers = parse_qs(urlsplit(str(link.get("href", ""))).query).get("marker")
+            if markers:
+                return markers[0]
+    return None
+
+
+def _api_error(response: httpx.Response) -> CofferAPIError:
+    """Read Trove's ``{"<fault>": {"code", "message"}}``; tolerate other error bodies."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and len(body) == 1:
+        fault, detail = next(iter(body.items()))
+        if isinstance(detail, dict) and "message" in detail:
+            return CofferAPIError(status, str(fault), _one_line(str(detail["message"])))
+        if fault == "detail":  # a framework's own error, e.g. FastAPI validation
+            return CofferAPIError(status, "", _one_line(_describe_detail(detail)))
+    text = _one_line(response.text)[:200] or response.reason_phrase
+    return CofferAPIError(status, "", text or f"HTTP error {status}")
+
+
+def _describe_detail(detail: Any) -> str:
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc", ()))
+                parts.append(f"{where}: {item.get('msg', '')}" if where else str(item.get("msg")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _is_ready(view: JSONObject) -> bool:
+    return (
+        view.get("status") == READY_STATUS
+        and view.get("operating_status") == READY_OPERATING_STATUS
+    )
+
+
+def _describe_status(view: JSONObject | None) -> str:
+    if view is None:
+        return "never seen"
+    return f"status {view.get('status')}, operating status {view.get('operating_status') or '-'}"
+
+
+def _instance_failed(instance_id: str, view: JSONObject) -> CofferInstanceFailedError:
+    fault = view.get("fault")
+    reason = fault.get("message") if isinstance(fault, dict) else None
+    name = view.get("name") or instance_id
+    message = f"instance {name} ({instance_id}) went to ERROR"
+    message += f": {_one_line(str(reason))}" if reason else " (no fault recorded)"
+    return CofferInstanceFailedError(message, instance_id=instance_id, instance=view)

@@ -1,0 +1,1 @@
+"""Wire schemas shared by the API, the client and the agent."""

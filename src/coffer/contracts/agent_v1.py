@@ -1,0 +1,85 @@
+"""The agent protocol (``/agent/v1``): always agent-initiated HTTP/JSON.
+
+register   join token → host id + host credential (kept by the agent)
+poll       long poll; returns commands for this host. The agent lists the command ids it is
+           still running, so the server re-sends only commands that were lost.
+result     one per command, posted until acknowledged (at-least-once)
+heartbeat  observed engine state; ``seq`` grows monotonically, stale ones are dropped
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class CommandKind(StrEnum):
+    #: prepare, configure, start, wait until accepting, create initial dbs/users
+    ENSURE = "instance.ensure"
+    #: stop the engine and remove every file of the instance
+    DELETE = "instance.delete"
+    RESTART = "instance.restart"
+    #: store a new spec, render configuration and restart
+    RECONFIGURE = "instance.reconfigure"
+    RESIZE_VOLUME = "instance.resize_volume"
+    #: a users/databases/root operation (``payload.op`` names it)
+    ADMIN = "instance.admin"
+
+
+class RegisterRequest(BaseModel):
+    join_token: str
+    host_name: str
+    address: str
+    engines: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class RegisterResponse(BaseModel):
+    host_id: str
+    credential: str
+    heartbeat_interval_s: float
+
+
+class AgentCommand(BaseModel):
+    id: str
+    kind: CommandKind
+    instance_id: str | None
+    payload: dict[str, Any]
+
+
+class PollRequest(BaseModel):
+    wait_s: float = Field(default=20.0, ge=0, le=60)
+    running: list[str] = Field(default_factory=list)
+
+
+class PollResponse(BaseModel):
+    commands: list[AgentCommand]
+
+
+class CommandResult(BaseModel):
+    ok: bool
+    result: dict[str, Any] = Field(default_factory=dict)
+    error_code: str | None = None
+    error_message: str | None = None
+    seconds: float | None = None
+
+
+class InstanceObservation(BaseModel):
+    instance_id: str
+    service_status: str
+    #: agent clock (ns) when observed; the server keeps only the newest per instance
+    seq: int = 0
+    volume_used_bytes: int | None = None
+    detail: str = ""
+
+
+class Heartbeat(BaseModel):
+    seq: int
+    instances: list[InstanceObservation] = Field(default_factory=list)
+    engines: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class HeartbeatResponse(BaseModel):
+    accepted: bool
+    heartbeat_interval_s: float

@@ -1,0 +1,183 @@
+"""Request bodies of the Trove v1.0 API (and Coffer's extensions), as pydantic models.
+
+Models validate shape and types only; rules that need the catalog or the engine (names,
+quotas, states) live in the services. Unknown keys are refused, as Trove's schemas do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+DigitString = Annotated[str, StringConstraints(pattern=r"^[0-9]+$", max_length=9)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VolumeIn(_Body):
+    size: StrictInt | DigitString
+    type: str | None = None
+
+
+class DatastoreIn(_Body):
+    type: str | None = None
+    version: str | None = None
+    version_number: str | None = None
+
+
+class DatabaseIn(_Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    character_set: str | None = None
+    collate: str | None = None
+
+
+class DatabaseRef(_Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class UserIn(_Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(repr=False)
+    host: str | None = None
+    databases: list[DatabaseRef] = Field(default_factory=list)
+
+
+class AccessIn(_Body):
+    is_public: StrictBool | None = None
+    allowed_cidrs: list[str] | None = None
+
+
+class RestorePointIn(_Body):
+    backupRef: str
+
+
+class InstanceCreate(_Body):
+    name: Name
+    flavorRef: (
+        StrictInt | Annotated[str, StringConstraints(min_length=1, max_length=255)] | None
+    ) = None
+    volume: VolumeIn | None = None
+    datastore: DatastoreIn | None = None
+    databases: list[DatabaseIn] = Field(default_factory=list)
+    users: list[UserIn] = Field(default_factory=list)
+    configuration: str | None = None
+    configuration_id: str | None = None
+    restorePoint: RestorePointIn | None = None
+    replica_of: str | None = None
+    replica_count: StrictInt | None = None
+    availability_zone: str | None = None
+    nics: list[dict[str, Any]] | None = None
+    access: AccessIn | None = None
+    locality: str | None = None
+    region_name: str | None = None
+    modules: list[dict[str, Any]] | None = None
+
+
+class InstanceCreateBody(_Body):
+    instance: InstanceCreate
+
+
+class InstanceUpdate(_Body):
+    name: Name | None = None
+    configuration: str | None = None
+    replica_of: Any = None
+    slave_of: Any = None
+    datastore_version: str | None = None
+    access: AccessIn | None = None
+
+
+class InstanceUpdateBody(_Body):
+    instance: InstanceUpdate
+
+
+class ResizeIn(_Body):
+    flavorRef: StrictInt | str | None = None
+    volume: VolumeIn | None = None
+
+
+class ResetStatusIn(_Body):
+    force_delete: Any = None
+
+
+class InstanceAction(_Body):
+    restart: dict[str, Any] | None = None
+    resize: ResizeIn | None = None
+    reset_status: ResetStatusIn | None = None
+    promote_to_replica_source: dict[str, Any] | None = None
+    eject_replica_source: dict[str, Any] | None = None
+
+
+class DatabasesBody(_Body):
+    databases: list[DatabaseIn] = Field(min_length=1)
+
+
+class UsersBody(_Body):
+    users: list[UserIn] = Field(min_length=1)
+
+
+class UserPasswordIn(_Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(repr=False)
+    host: str | None = None
+
+
+class UsersPasswordBody(_Body):
+    users: list[UserPasswordIn] = Field(min_length=1)
+
+
+class UserAttributesIn(_Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    password: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        default=None, repr=False
+    )
+    host: str | None = None
+
+
+class UserAttributesBody(_Body):
+    user: UserAttributesIn
+
+
+class GrantBody(_Body):
+    databases: list[DatabaseRef] = Field(min_length=1)
+
+
+class RootEnableBody(_Body):
+    password: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        default=None, repr=False
+    )
+
+
+class QuotasBody(_Body):
+    quotas: dict[str, Any]
+
+
+class ProjectIn(_Body):
+    name: str
+
+
+class ProjectBody(_Body):
+    project: ProjectIn
+
+
+class TokenIn(_Body):
+    project: str
+
+
+class TokenBody(_Body):
+    token: TokenIn
+
+
+class FlavorIn(_Body):
+    name: str
+    ram: StrictInt
+    vcpus: StrictInt
+    disk: StrictInt = 0
+    id: str | None = None
+
+
+class FlavorBody(_Body):
+    flavor: FlavorIn

@@ -1,0 +1,1 @@
+"""Metadata storage: SQLAlchemy models, engine/session factory and Alembic migrations."""

@@ -1,0 +1,151 @@
+"""SQLAlchemy 2 models of Coffer's metadata. Schema changes go through Alembic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Quota(Base):
+    __tablename__ = "quotas"
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class Flavor(Base):
+    __tablename__ = "flavors"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    ram_mb: Mapped[int] = mapped_column(Integer)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Datastore(Base):
+    __tablename__ = "datastores"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    default_version_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class DatastoreVersion(Base):
+    __tablename__ = "datastore_versions"
+    __table_args__ = (UniqueConstraint("datastore_id", "name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    datastore_id: Mapped[str] = mapped_column(ForeignKey("datastores.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    #: engine registry name (Trove's datastore_manager)
+    manager: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    address: Mapped[str] = mapped_column(String(255))
+    credential_hash: Mapped[str] = mapped_column(String(64))
+    port_min: Mapped[int] = mapped_column(Integer)
+    port_max: Mapped[int] = mapped_column(Integer)
+    engines: Mapped[str] = mapped_column(Text, default="")
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_heartbeat: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class JoinToken(Base):
+    __tablename__ = "join_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    flavor_id: Mapped[str] = mapped_column(ForeignKey("flavors.id"))
+    volume_gb: Mapped[int] = mapped_column(Integer)
+    datastore_version_id: Mapped[str] = mapped_column(ForeignKey("datastore_versions.id"))
+    host_id: Mapped[str] = mapped_column(ForeignKey("hosts.id"), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    task_status: Mapped[str] = mapped_column(String(32))
+    #: id of the workflow running the current task (durable, idempotent to re-start)
+    task_workflow_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    task_deadline: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    service_status: Mapped[str] = mapped_column(String(32))
+    service_status_updated: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: agent clock (ns) of the observation behind ``service_status``; older ones are dropped
+    service_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    volume_used_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    fault_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fault_details: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fault_created: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    root_enabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime, index=True)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class PortLease(Base):
+    """A port in use on a host. The primary key makes allocation race-free."""
+
+    __tablename__ = "port_leases"
+    host_id: Mapped[str] = mapped_column(ForeignKey("hosts.id"), primary_key=True)
+    port: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+class Command(Base):
+    """A unit of work for an agent, stored before it is sent (at-least-once delivery)."""
+
+    __tablename__ = "commands"
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    host_id: Mapped[str] = mapped_column(ForeignKey("hosts.id"), index=True)
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    #: JSON arguments, sealed with the master key (they may hold passwords)
+    payload_sealed: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    result_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -1,0 +1,1 @@
+"""Pure domain code: states, specs, the status function, validation. No I/O."""

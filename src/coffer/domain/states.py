@@ -1,0 +1,114 @@
+"""Instance state axes and the one pure function that derives the public status.
+
+``task_status`` is what the control plane is doing (set only by claims and workflows);
+``service_status`` is what the agent last observed of the engine. The public ``status``
+and ``operating_status`` are derived from both, plus heartbeat freshness, by
+``public_status``; nothing else computes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    NONE = "NONE"
+    BUILDING = "BUILDING"
+    REBOOTING = "REBOOTING"
+    RESIZING = "RESIZING"
+    DELETING = "DELETING"
+    RESTART_REQUIRED = "RESTART_REQUIRED"
+    BUILDING_ERROR = "BUILDING_ERROR"
+    DELETING_ERROR = "DELETING_ERROR"
+
+
+class ServiceStatus(StrEnum):
+    NEW = "new"
+    BUILDING = "building"
+    RUNNING = "running"
+    HEALTHY = "healthy"
+    RESTARTING = "restarting"
+    SHUTDOWN = "shutdown"
+    CRASHED = "crashed"
+    FAILED = "failed to spawn"
+    UNKNOWN = "unknown"
+    DELETED = "deleted"
+
+
+#: Tasks from which a new operation may claim the instance.
+IDLE_TASKS = frozenset({TaskStatus.NONE, TaskStatus.RESTART_REQUIRED})
+#: Tasks that end in ERROR; the instance may only be deleted or reset.
+ERROR_TASKS = frozenset({TaskStatus.BUILDING_ERROR, TaskStatus.DELETING_ERROR})
+#: Service states from which an action may be performed (Trove's list).
+ACTIONABLE_SERVICE = frozenset(
+    {
+        ServiceStatus.RUNNING,
+        ServiceStatus.HEALTHY,
+        ServiceStatus.SHUTDOWN,
+        ServiceStatus.CRASHED,
+    }
+)
+
+_TASK_STATUS = {
+    TaskStatus.BUILDING: "BUILD",
+    TaskStatus.REBOOTING: "REBOOT",
+    TaskStatus.RESIZING: "RESIZE",
+    TaskStatus.DELETING: "SHUTDOWN",
+    TaskStatus.RESTART_REQUIRED: "RESTART_REQUIRED",
+}
+
+_SERVICE_OPERATING = {
+    ServiceStatus.NEW: "NEW",
+    ServiceStatus.BUILDING: "BUILD",
+    ServiceStatus.RUNNING: "ACTIVE",
+    ServiceStatus.HEALTHY: "HEALTHY",
+    ServiceStatus.RESTARTING: "RESTARTING",
+    ServiceStatus.SHUTDOWN: "SHUTDOWN",
+    ServiceStatus.CRASHED: "SHUTDOWN",
+    ServiceStatus.FAILED: "FAILED",
+    ServiceStatus.UNKNOWN: "ERROR",
+    ServiceStatus.DELETED: "DELETED",
+}
+
+
+@dataclass(frozen=True)
+class StatusInputs:
+    task_status: TaskStatus
+    service_status: ServiceStatus
+    last_heartbeat: datetime | None
+    now: datetime
+    heartbeat_expiry: timedelta
+
+
+@dataclass(frozen=True)
+class PublicStatus:
+    status: str
+    operating_status: str
+
+
+def heartbeat_is_stale(inputs: StatusInputs) -> bool:
+    if inputs.last_heartbeat is None:
+        return True
+    return inputs.now - inputs.last_heartbeat > inputs.heartbeat_expiry
+
+
+def public_status(inputs: StatusInputs) -> PublicStatus:
+    """Trove's ``status`` / ``operating_status`` for an instance (first matching rule wins)."""
+    task = inputs.task_status
+    if task in ERROR_TASKS:
+        return PublicStatus("ERROR", "ERROR" if task is TaskStatus.DELETING_ERROR else "")
+    if task in _TASK_STATUS:
+        operating = ""
+        if task is TaskStatus.RESTART_REQUIRED:
+            operating = "RESTART_REQUIRED"
+        return PublicStatus(_TASK_STATUS[task], operating)
+    if heartbeat_is_stale(inputs):
+        return PublicStatus("ACTIVE", "ERROR")
+    return PublicStatus("ACTIVE", _SERVICE_OPERATING[inputs.service_status])
+
+
+def can_perform_action(task: TaskStatus, service: ServiceStatus) -> bool:
+    """Trove's ``validate_can_perform_action``: idle task and an actionable engine state."""
+    return task in IDLE_TASKS and service in ACTIONABLE_SERVICE

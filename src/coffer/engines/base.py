@@ -1,0 +1,131 @@
+"""The engine seam. An engine is composed of three collaborators (no inheritance):
+
+* ``Catalog``   — pure facts and rules, importable by the control plane (no I/O).
+* ``Lifecycle`` — host-side: prepare a data directory, render configuration, the argv of
+  the foreground server process, adoption of a running one, probing.
+* ``Admin``     — host-side: users, databases, grants, root, through the engine's own
+  client library over a private local channel (never the network).
+
+Engines raise ``coffer.errors`` exceptions (``BadRequest`` for duplicates and bad names,
+``NotFound`` for unknown users/databases, ``NotImplementedByDatastore`` for what the engine
+has no notion of, ``EngineError`` for failures). The agent carries them to the API.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from coffer.contracts.engine import (
+    DatabaseSpec,
+    InstanceSpec,
+    Probe,
+    UserSpec,
+    UserUpdate,
+    UserView,
+)
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    """Where one instance lives on its host. ``root`` is the volume's mount point."""
+
+    root: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def run_dir(self) -> Path:
+        """Private directory for unix sockets and pid files (outside the data directory)."""
+        return self.root / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "engine.log"
+
+
+class Catalog(Protocol):
+    """Pure engine facts used by the control plane to validate before writing."""
+
+    name: str
+    default_version: str
+    versions: tuple[str, ...]
+
+    def validate_database(self, db: DatabaseSpec) -> None:
+        """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""
+
+    def validate_user(self, user: UserSpec) -> None:
+        """Raise ``BadRequest`` naming the problem if ``user`` cannot be created."""
+
+    def memory_settings(self, ram_mb: int) -> dict[str, str]:
+        """Engine settings derived from flavor RAM (shown to users, rendered by Lifecycle)."""
+        ...
+
+
+class Lifecycle(Protocol):
+    """Host-side control of one engine's processes and files. All methods are idempotent."""
+
+    stop_signal: signal.Signals
+
+    def installed_versions(self) -> list[str]:
+        """Versions whose binaries exist on this host."""
+        ...
+
+    def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Create the data directory (owned by the engine user, mode 0700) if it is absent.
+
+        May take seconds (initdb or template clone). Must leave no half-made directory:
+        build in a temporary place and rename into ``paths.data_dir``.
+        """
+
+    def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Render configuration for ``spec``; takes effect at the next start."""
+
+    def command(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
+        """argv of the engine server process, run in the foreground by the agent."""
+        ...
+
+    def running_pid(self, paths: InstancePaths) -> int | None:
+        """pid of an engine already serving ``paths`` (left by a previous agent), or None."""
+        ...
+
+    def probe(self, paths: InstancePaths, spec: InstanceSpec) -> Probe:
+        """Is the engine accepting queries? Must return within ~2 s and never raise."""
+        ...
+
+    def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """One-time setup after the first successful start (e.g. internal roles). Idempotent."""
+
+
+class Admin(Protocol):
+    """Users, databases, grants and root inside a running engine."""
+
+    def list_databases(self) -> list[DatabaseSpec]: ...
+    def create_databases(self, dbs: list[DatabaseSpec]) -> None: ...
+    def delete_database(self, name: str) -> None: ...
+    def list_users(self) -> list[UserView]: ...
+    def get_user(self, name: str, host: str) -> UserView: ...
+    def create_users(self, users: list[UserSpec]) -> None: ...
+    def delete_user(self, name: str, host: str) -> None: ...
+    def update_user(self, name: str, host: str, update: UserUpdate) -> None: ...
+    def list_access(self, name: str, host: str) -> list[str]: ...
+    def grant_access(self, name: str, host: str, databases: list[str]) -> None: ...
+    def revoke_access(self, name: str, host: str, database: str) -> None: ...
+    def enable_root(self, password: str) -> str: ...
+    def disable_root(self) -> None: ...
+    def is_root_enabled(self) -> bool: ...
+
+
+class AdminFactory(Protocol):
+    def __call__(self, paths: InstancePaths, spec: InstanceSpec) -> Admin: ...
+
+
+@dataclass(frozen=True)
+class Engine:
+    catalog: Catalog
+    lifecycle: Lifecycle
+    admin: AdminFactory

@@ -1,0 +1,28 @@
+"""The PostgreSQL engine: ``catalog`` (pure), ``config`` (pure rendering), ``lifecycle``
+(files and processes on the host), ``admin`` (users, databases, grants, root).
+
+Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
+importing ``coffer.engines.postgresql.catalog`` in the control plane pulls in no psycopg.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coffer.engines.base import Engine
+
+__all__ = ["build_engine"]
+
+
+def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
+    """The PostgreSQL engine for an agent whose engines run as ``engine_user`` and whose
+    pre-initialised data directories live under ``templates_dir``."""
+    from coffer.engines.base import Engine
+    from coffer.engines.postgresql.admin import PostgresAdmin
+    from coffer.engines.postgresql.catalog import CATALOG
+    from coffer.engines.postgresql.lifecycle import PostgresLifecycle
+
+    lifecycle = PostgresLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
+    return Engine(catalog=CATALOG, lifecycle=lifecycle, admin=PostgresAdmin)

@@ -1,0 +1,181 @@
+"""PostgreSQL configuration text, rendered by pure functions (no I/O).
+
+File layout in the data directory:
+
+* ``postgresql.conf`` — initdb's file, untouched except for one trailing line
+  ``include = 'coffer.conf'`` (added once by ``with_include``). ``include`` rather than
+  ``include_if_exists`` so that a missing ``coffer.conf`` stops the server instead of
+  silently starting it on the default port.
+* ``coffer.conf`` — everything Coffer decides (ports, sockets, memory, logging, the
+  instance's parameters), rewritten whole at each configure. It is read after
+  ``postgresql.conf`` and so wins over it; only ``postgresql.auto.conf`` (``ALTER SYSTEM``,
+  open to root users alone) is read later.
+* ``pg_hba.conf`` — rewritten whole: trust on the private unix socket, the internal
+  superuser refused over TCP, scram-sha-256 for everyone else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from coffer.contracts.engine import InstanceSpec
+from coffer.engines.postgresql.catalog import CATALOG, INTERNAL_SUPERUSER
+from coffer.errors import BadRequest, EngineError
+
+__all__ = [
+    "DEFAULT_ALLOWED_CIDRS",
+    "HBA_FILE",
+    "INCLUDE_LINE",
+    "MAIN_FILE",
+    "MAX_SOCKET_PATH_BYTES",
+    "SETTINGS_FILE",
+    "render_hba",
+    "render_settings",
+    "render_value",
+    "server_settings",
+    "socket_path",
+    "with_include",
+]
+
+SETTINGS_FILE = "coffer.conf"
+HBA_FILE = "pg_hba.conf"
+MAIN_FILE = "postgresql.conf"
+INCLUDE_LINE = f"include = '{SETTINGS_FILE}'"
+#: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; PostgreSQL and libpq refuse longer paths.
+MAX_SOCKET_PATH_BYTES = 107
+DEFAULT_ALLOWED_CIDRS: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+
+SettingValue = bool | int | float | str
+
+_HEADER = "# Written by Coffer at each configure; edits here are lost. Use configuration groups.\n"
+_SOCKET_DIR_TEXT = re.compile(r"[A-Za-z0-9_./+-]+")
+_HOST_TEXT = re.compile(r"[A-Za-z0-9.:-]+")
+_CLUSTER_NAME_TEXT = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+
+
+def socket_path(socket_dir: Path, port: int) -> Path:
+    """The unix socket file PostgreSQL creates in ``socket_dir`` for ``port``."""
+    return socket_dir / f".s.PGSQL.{port}"
+
+
+def server_settings(spec: InstanceSpec, *, socket_dir: Path) -> dict[str, SettingValue]:
+    """Every setting of ``coffer.conf``: memory sizing, then ``spec.parameters``, then the
+    settings Coffer manages (which parameters may not override).
+
+    Raises ``BadRequest`` for a refused parameter or address and ``EngineError`` for a
+    socket directory PostgreSQL cannot use.
+    """
+    CATALOG.validate_parameters(spec.parameters)
+    settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
+    settings.update(spec.parameters)
+    settings.update(_managed_settings(spec, socket_dir=socket_dir))
+    return settings
+
+
+def _managed_settings(spec: InstanceSpec, *, socket_dir: Path) -> dict[str, SettingValue]:
+    _check_port(spec.port)
+    _check_socket_dir(socket_dir, spec.port)
+    managed: dict[str, SettingValue] = {
+        "port": spec.port,
+        "listen_addresses": _listen_address(spec.bind_host),
+        "unix_socket_directories": str(socket_dir),
+        "unix_socket_permissions": "0700",
+        "password_encryption": "scram-sha-256",
+        "log_destination": "stderr",
+        "logging_collector": False,
+        "fsync": True,
+    }
+    if _CLUSTER_NAME_TEXT.fullmatch(spec.instance_id):
+        managed["cluster_name"] = spec.instance_id
+    return managed
+
+
+def render_settings(settings: Mapping[str, SettingValue]) -> str:
+    """The text of ``coffer.conf``: one ``name = value`` line per setting, in order."""
+    lines = [f"{name} = {render_value(value)}" for name, value in settings.items()]
+    return _HEADER + "\n".join(lines) + "\n"
+
+
+def render_value(value: SettingValue) -> str:
+    """A configuration-file literal: ``on``/``off``, a number, or a quoted string."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if any(ord(char) < 0x20 for char in value):
+        raise BadRequest("configuration strings must not contain control characters")
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def render_hba(*, allowed_cidrs: Sequence[str] = DEFAULT_ALLOWED_CIDRS) -> str:
+    """The text of ``pg_hba.conf``. First matching line wins.
+
+    Local socket: trust (the socket directory is private to the engine user and root).
+    TCP: the internal superuser is refused from everywhere; everyone else authenticates
+    with scram-sha-256 from loopback and from ``allowed_cidrs``.
+    """
+    networks = [_network(cidr) for cidr in allowed_cidrs]
+    rows = [
+        ("local", "all", "all", "", "trust"),
+        ("host", "all", INTERNAL_SUPERUSER, "0.0.0.0/0", "reject"),
+        ("host", "all", INTERNAL_SUPERUSER, "::/0", "reject"),
+        ("host", "all", "all", "127.0.0.1/32", "scram-sha-256"),
+        ("host", "all", "all", "::1/128", "scram-sha-256"),
+        *(("host", "all", "all", network, "scram-sha-256") for network in networks),
+    ]
+    lines = [
+        f"{kind:<6} {db:<4} {user:<9} {addr:<14} {method}".rstrip()
+        for kind, db, user, addr, method in rows
+    ]
+    return _HEADER + "# TYPE DB   USER      ADDRESS        METHOD\n" + "\n".join(lines) + "\n"
+
+
+def with_include(main_conf: str) -> str:
+    """``postgresql.conf`` text ending with the include of ``coffer.conf`` (added once)."""
+    if any(line.strip() == INCLUDE_LINE for line in main_conf.splitlines()):
+        return main_conf
+    separator = "" if not main_conf or main_conf.endswith("\n") else "\n"
+    return f"{main_conf}{separator}\n# Coffer's settings, last so that they win.\n{INCLUDE_LINE}\n"
+
+
+def _network(cidr: str) -> str:
+    try:
+        return str(ipaddress.ip_network(cidr, strict=False))
+    except ValueError:
+        raise BadRequest(f"allowed CIDR {cidr!r} is not an IP network") from None
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise BadRequest(f"port {port} is outside 1-65535")
+
+
+def _check_socket_dir(socket_dir: Path, port: int) -> None:
+    if not socket_dir.is_absolute() or not _SOCKET_DIR_TEXT.fullmatch(str(socket_dir)):
+        raise EngineError(
+            f"socket directory {str(socket_dir)!r} must be an absolute path of letters, "
+            "digits and '_./+-'"
+        )
+    path = socket_path(socket_dir, port)
+    if len(str(path).encode()) > MAX_SOCKET_PATH_BYTES:
+        raise EngineError(
+            f"unix socket path {str(path)!r} is longer than {MAX_SOCKET_PATH_BYTES} bytes; "
+            "use a shorter instance root"
+        )
+
+
+def _listen_address(bind_host: str) -> str:
+    if bind_host == "*":
+        return bind_host
+    try:
+        return str(ipaddress.ip_address(bind_host))
+    except ValueError:
+        pass
+    if _HOST_TEXT.fullmatch(bind_host):
+        return bind_host
+    raise BadRequest(f"bind host {bind_host!r} is not an IP address or host name")

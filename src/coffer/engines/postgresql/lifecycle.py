@@ -1,0 +1,169 @@
+"""Host-side lifecycle of a PostgreSQL instance: files, argv, adoption and probing.
+
+The agent, not this module, spawns ``command()`` as the engine user in a new session,
+sends its output to ``paths.log_file`` and stops it with ``stop_signal`` (SIGINT is
+PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from coffer.contracts.engine import InstanceSpec, Probe
+from coffer.engines.base import InstancePaths
+from coffer.engines.postgresql.catalog import CATALOG
+from coffer.engines.postgresql.config import (
+    HBA_FILE,
+    MAIN_FILE,
+    SETTINGS_FILE,
+    render_hba,
+    render_settings,
+    server_settings,
+    with_include,
+)
+from coffer.engines.postgresql.connection import connect, describe, translate_errors
+from coffer.engines.postgresql.host import (
+    EngineUser,
+    check_traversable,
+    make_private_dir,
+    write_private_file,
+)
+from coffer.engines.postgresql.template import clone_template, ensure_template, exclusive_lock
+from coffer.errors import BadRequest, EngineError
+
+__all__ = ["DEFAULT_INSTALL_ROOT", "PostgresLifecycle"]
+
+#: Debian's layout: ``/usr/lib/postgresql/<major>/bin``.
+DEFAULT_INSTALL_ROOT = Path("/usr/lib/postgresql")
+_PREPARE_LOCK = ".coffer-prepare.lock"
+_SERVER_NAMES = frozenset({"postgres", "postmaster"})
+_PROBE_TIMEOUT_S = 2
+_PROBE_STATEMENT_TIMEOUT_MS = 1000
+
+
+class PostgresLifecycle:
+    """The PostgreSQL ``Lifecycle``. Every method is idempotent; none keeps state."""
+
+    stop_signal: signal.Signals = signal.SIGINT
+
+    def __init__(
+        self,
+        *,
+        engine_user: str,
+        templates_dir: Path,
+        install_root: Path = DEFAULT_INSTALL_ROOT,
+    ) -> None:
+        self._engine_user = engine_user
+        self._templates_dir = templates_dir
+        self._install_root = install_root
+
+    def installed_versions(self) -> list[str]:
+        """Catalog versions whose server binary exists on this host."""
+        return [v for v in CATALOG.versions if (self._bin_dir(v) / "postgres").is_file()]
+
+    def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Clone the version's template into ``paths.data_dir`` unless it exists, and
+        create ``paths.run_dir``. May block for an initdb (first use of a version on this
+        host) and holds a per-instance lock file in ``paths.root`` meanwhile."""
+        user = EngineUser.lookup(self._engine_user)
+        bin_dir = self._installed_bin_dir(spec.version)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        check_traversable(paths.root, user)
+        with exclusive_lock(paths.root / _PREPARE_LOCK):
+            if not paths.data_dir.exists():
+                template = ensure_template(
+                    templates_dir=self._templates_dir,
+                    version=spec.version,
+                    bin_dir=bin_dir,
+                    user=user,
+                )
+                clone_template(template, paths.data_dir, bin_dir=bin_dir, user=user)
+            make_private_dir(paths.run_dir, user)
+
+    def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Rewrite ``coffer.conf`` and ``pg_hba.conf`` and make ``postgresql.conf``
+        include the former. Everything is rendered (and validated) before any write."""
+        main_file = paths.data_dir / MAIN_FILE
+        if not main_file.is_file():
+            raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
+        settings = render_settings(server_settings(spec, socket_dir=paths.run_dir))
+        hba = render_hba()
+        main_text = main_file.read_text(encoding="utf-8")
+        user = EngineUser.lookup(self._engine_user)
+        write_private_file(paths.data_dir / SETTINGS_FILE, settings, user)
+        write_private_file(paths.data_dir / HBA_FILE, hba, user)
+        if (included := with_include(main_text)) != main_text:
+            write_private_file(main_file, included, user)
+
+    def command(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
+        """The foreground postmaster: ``postgres -D <data_dir>``."""
+        server = self._installed_bin_dir(spec.version) / "postgres"
+        return [str(server), "-D", str(paths.data_dir)]
+
+    def running_pid(self, paths: InstancePaths) -> int | None:
+        """The pid in ``postmaster.pid`` if that process is alive and is a postmaster
+        for this data directory (a recycled pid is not mistaken for it)."""
+        try:
+            first_line = (paths.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+            pid = int(first_line)
+        except (OSError, ValueError):
+            return None
+        return pid if _serves(pid, paths.data_dir) else None
+
+    def probe(self, paths: InstancePaths, spec: InstanceSpec) -> Probe:
+        """``SELECT 1`` over the unix socket; returns within ~2 s and never raises."""
+        try:
+            with connect(
+                paths,
+                spec,
+                timeout_s=_PROBE_TIMEOUT_S,
+                statement_timeout_ms=_PROBE_STATEMENT_TIMEOUT_MS,
+            ) as conn:
+                conn.execute("SELECT 1")
+        except Exception as exc:  # the contract: a probe reports, it never raises
+            return Probe(accepting=False, detail=describe(exc))
+        return Probe(accepting=True, detail="accepting connections")
+
+    def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Make sure no one but a database's owner and explicit grantees can create
+        objects in ``public`` of the databases new ones are copied from (PostgreSQL 15's
+        default already; kept explicit so the rule does not depend on the version)."""
+        for dbname in ("template1", "postgres"):
+            with translate_errors("bootstrap"), connect(paths, spec, dbname=dbname) as conn:
+                conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+    def _installed_bin_dir(self, version: str) -> Path:
+        if version not in CATALOG.versions:
+            known = ", ".join(CATALOG.versions)
+            raise BadRequest(f"PostgreSQL version {version!r} is not supported (known: {known})")
+        bin_dir = self._bin_dir(version)
+        if not (bin_dir / "postgres").is_file():
+            raise EngineError(f"PostgreSQL {version} is not installed on this host ({bin_dir})")
+        return bin_dir
+
+    def _bin_dir(self, version: str) -> Path:
+        return self._install_root / version / "bin"
+
+
+def _serves(pid: int, data_dir: Path) -> bool:
+    """Whether live process ``pid`` runs ``postgres -D <data_dir>``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [os.fsdecode(arg) for arg in argv if arg]
+    if not args or Path(args[0]).name not in _SERVER_NAMES or "-D" not in args[:-1]:
+        return False
+    given = Path(args[args.index("-D") + 1])
+    if not given.is_absolute():
+        given = Path(f"/proc/{pid}/cwd") / given
+    return _same_path(given, data_dir)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -1,0 +1,116 @@
+"""The conductor side of the agent protocol: registration, polling, results, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+
+from sqlalchemy import select, update
+
+from coffer.clock import utcnow
+from coffer.contracts.agent_v1 import (
+    Heartbeat,
+    HeartbeatResponse,
+    PollResponse,
+    RegisterRequest,
+    RegisterResponse,
+)
+from coffer.db.models import Host, Instance, JoinToken
+from coffer.domain.states import ServiceStatus, TaskStatus
+from coffer.errors import Unauthorized
+from coffer.security import hash_token, new_token
+from coffer.services.commands import CommandBus
+from coffer.services.runtime import Runtime
+from coffer.settings import parse_port_range
+
+
+def create_join_token(rt: Runtime) -> str:
+    token = new_token()
+    with rt.sessions.begin() as s:
+        s.add(JoinToken(token_hash=hash_token(token), created=utcnow()))
+    return token
+
+
+def register(rt: Runtime, req: RegisterRequest) -> RegisterResponse:
+    """Exchange a join token for a host credential. Re-registering a host name rotates it."""
+    low, high = parse_port_range(rt.settings.port_range)
+    credential = new_token()
+    with rt.sessions.begin() as s:
+        if s.get(JoinToken, hash_token(req.join_token)) is None:
+            raise Unauthorized("the join token is not valid")
+        host = s.scalar(select(Host).where(Host.name == req.host_name))
+        if host is None:
+            host = Host(
+                id=str(uuid.uuid4()),
+                name=req.host_name,
+                port_min=low,
+                port_max=high,
+                last_seq=0,
+                created=utcnow(),
+            )
+            s.add(host)
+        host.address = req.address
+        host.engines = json.dumps(req.engines)
+        host.credential_hash = hash_token(credential)
+        host_id = host.id
+    return RegisterResponse(
+        host_id=host_id,
+        credential=credential,
+        heartbeat_interval_s=rt.settings.heartbeat_interval_s,
+    )
+
+
+def authenticate_host(rt: Runtime, credential: str | None) -> str:
+    if not credential:
+        raise Unauthorized("missing host credential")
+    with rt.sessions() as s:
+        host_id = s.scalar(select(Host.id).where(Host.credential_hash == hash_token(credential)))
+    if host_id is None:
+        raise Unauthorized("the host credential is not valid; register again")
+    return host_id
+
+
+async def poll(rt: Runtime, host_id: str, running: list[str], wait_s: float) -> PollResponse:
+    """Long poll: return as soon as there is work, or empty after ``wait_s``."""
+    bus = CommandBus(rt)
+    event = rt.wakeup.event(host_id)
+    end = time.monotonic() + wait_s
+    while True:
+        event.clear()
+        commands = await asyncio.to_thread(bus.take_deliverable, host_id, running)
+        remaining = end - time.monotonic()
+        if commands or remaining <= 0:
+            return PollResponse(commands=commands)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=min(remaining, rt.wakeup.recheck_s))
+
+
+def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
+    """Store observed state; a heartbeat older than the last one seen is dropped."""
+    now = utcnow()
+    with rt.sessions.begin() as s:
+        accepted = s.execute(
+            update(Host)
+            .where(Host.id == host_id, Host.last_seq < hb.seq)
+            .values(last_seq=hb.seq, last_heartbeat=now, engines=json.dumps(hb.engines))
+        ).rowcount  # type: ignore[attr-defined]
+        if accepted:
+            known = {o.instance_id: o for o in hb.instances}
+            rows = s.scalars(
+                select(Instance).where(Instance.host_id == host_id, Instance.deleted.is_(False))
+            ).all()
+            for inst in rows:
+                obs = known.get(inst.id)
+                if obs is None or inst.task_status == TaskStatus.BUILDING.value:
+                    continue
+                inst.service_status_updated = now
+                if obs.seq > inst.service_seq:
+                    inst.service_status = ServiceStatus(obs.service_status).value
+                    inst.service_seq = obs.seq
+                inst.volume_used_bytes = obs.volume_used_bytes
+    return HeartbeatResponse(
+        accepted=bool(accepted), heartbeat_interval_s=rt.settings.heartbeat_interval_s
+    )

@@ -1,0 +1,1 @@
+"""Durable operations (DBOS workflows of idempotent steps)."""
