@@ -76,5 +76,13 @@ def serve(settings: ServerSettings) -> None:
 
     app = create_app(rt, on_startup=on_startup, on_shutdown=on_shutdown)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    # Agents hold long polls open; do not wait for them to end before shutting down.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
     sys.exit(0)

@@ -111,13 +111,18 @@ class CofferServer:
         while time.monotonic() < end:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"coffer server exited early:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError, OSError, ValueError, KeyError):
-                with self.admin().client(timeout=2) as c:
-                    hosts = c.get("/mgmt/hosts").json()["hosts"]
-                    if any(h["alive"] for h in hosts):
-                        return
+            if self._agent_alive():
+                return
             time.sleep(0.1)
         raise TimeoutError(f"coffer server not ready in {timeout}s:\n{self.log_tail()}")
+
+    def _agent_alive(self) -> bool:
+        try:
+            with self.admin().client(timeout=2) as c:
+                hosts = c.get("/mgmt/hosts").json()["hosts"]
+        except (httpx.HTTPError, OSError, ValueError, KeyError):
+            return False
+        return any(h["alive"] for h in hosts)
 
     def admin(self) -> Credentials:
         data = json.loads((self.data_dir / "credentials.json").read_text())
@@ -130,13 +135,24 @@ class CofferServer:
             d = r.json()["credentials"]
         return Credentials(d["endpoint"], d["project_id"], d["token"])
 
-    def cli(self, *args: str, check: bool = True, creds: Credentials | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, creds: Credentials | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         env = self.environ()
         if creds is not None:
             env.update(COFFER_ENDPOINT=creds.endpoint, COFFER_TOKEN=creds.token)
-        res = subprocess.run([*COFFER, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
+        res = subprocess.run(
+            [*COFFER, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(ROOT),
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"coffer {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+            raise AssertionError(
+                f"coffer {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+            )
         return res
 
     def agent_pid(self) -> int | None:
@@ -171,7 +187,10 @@ class CofferServer:
         out = []
         for path in (self.log_path, self.data_dir / "agent.log"):
             with contextlib.suppress(OSError):
-                out.append(f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+                out.append(
+                    f"--- {path.name}\n"
+                    + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                )
         return "\n".join(out)
 
 
@@ -183,10 +202,19 @@ def processes_under(directory: Path) -> list[int]:
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (
+                Path(f"/proc/{entry}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
             environ = Path(f"/proc/{entry}/environ").read_bytes().decode(errors="replace")
             cwd = os.readlink(f"/proc/{entry}/cwd")
-            if needle in cmdline or needle in cwd or f"COFFER_DATA_DIR={needle}\0" in environ + "\0":
+            if (
+                needle in cmdline
+                or needle in cwd
+                or f"COFFER_DATA_DIR={needle}\0" in environ + "\0"
+            ):
                 pids.append(int(entry))
     return pids
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,9 +177,10 @@ def test_hba_trusts_the_socket_refuses_remote_superuser_and_uses_scram() -> None
 
 
 def test_hba_allowed_cidrs() -> None:
-    text = render_hba(allowed_cidrs=["10.1.2.0/24"])
-    assert "10.1.2.0/24" in text and "0.0.0.0/0      scram" not in text
-    with pytest.raises(BadRequest, match="10.1.2.0/24 trust"):
+    rows = [line.split() for line in render_hba(allowed_cidrs=["10.1.2.0/24"]).splitlines()]
+    open_to = {row[3] for row in rows if row[0] == "host" and row[-1] == "scram-sha-256"}
+    assert open_to == {"127.0.0.1/32", "::1/128", "10.1.2.0/24"}
+    with pytest.raises(BadRequest, match=re.escape("10.1.2.0/24 trust")):
         render_hba(allowed_cidrs=["10.1.2.0/24 trust"])
 
 

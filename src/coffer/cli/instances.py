@@ -37,7 +37,9 @@ def _flavor_id(view: JSONObject) -> Any:
 def _parse_user(value: str) -> tuple[str, str]:
     name, sep, password = value.partition(":")
     if not sep or not name or not password:
-        raise typer.BadParameter(f"expected NAME:PASSWORD, got {value.split(':')[0]!r}...")
+        raise typer.BadParameter(
+            f"expected NAME:PASSWORD, got {value.split(':')[0]!r}...", param_hint="--user"
+        )
     return name, password
 
 

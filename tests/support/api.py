@@ -1,0 +1,71 @@
+"""Helpers for driving Coffer's REST API in tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+
+def create_body(name: str, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "flavorRef": "tiny",
+        "volume": {"size": 1},
+        "datastore": {"type": "postgresql", "version": "15"},
+        "databases": [{"name": "shop"}],
+        "users": [{"name": "app", "password": "app-secret-1", "databases": [{"name": "shop"}]}],
+    }
+    body.update(over)
+    return {"instance": body}
+
+
+def wait_instance(
+    c: httpx.Client,
+    iid: str,
+    *,
+    status: str = "ACTIVE",
+    operating: str | None = "HEALTHY",
+    timeout: float = 120,
+) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    inst: dict[str, Any] = {}
+    while time.monotonic() < end:
+        r = c.get(f"/instances/{iid}")
+        assert r.status_code == 200, r.text
+        inst = r.json()["instance"]
+        if inst["status"] == "ERROR" and status != "ERROR":
+            raise AssertionError(f"instance went to ERROR: {inst.get('fault')}")
+        if inst["status"] == status and (
+            operating is None or inst["operating_status"] == operating
+        ):
+            return inst
+        time.sleep(0.1)
+    raise AssertionError(f"instance {iid} not {status}/{operating} in {timeout}s; last: {inst}")
+
+
+def wait_gone(c: httpx.Client, iid: str, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if c.get(f"/instances/{iid}").status_code == 404:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"instance {iid} still exists after {timeout}s")
+
+
+def create_ready(c: httpx.Client, name: str, **over: Any) -> dict[str, Any]:
+    r = c.post("/instances", json=create_body(name, **over))
+    assert r.status_code == 200, r.text
+    return wait_instance(c, r.json()["instance"]["id"])
+
+
+def fault(r: httpx.Response) -> tuple[str, int, str]:
+    """(fault name, code, message) of a Trove error envelope; fails if it is not one."""
+    body = r.json()
+    assert isinstance(body, dict) and len(body) == 1, body
+    ((name, inner),) = body.items()
+    assert set(inner) >= {"code", "message"}, body
+    assert inner["code"] == r.status_code
+    assert inner["message"], body
+    return name, inner["code"], inner["message"]
