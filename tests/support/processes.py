@@ -163,6 +163,10 @@ class CofferServer:
             return pid
         return None
 
+    def restart(self, timeout: float = 60.0) -> CofferServer:
+        """Start again on the same data directory and port (after ``kill9`` or ``stop``)."""
+        return self.start(timeout)
+
     def kill9(self) -> None:
         """Crash the server (its agent and engines keep running, as after a real crash)."""
         assert self.proc is not None
