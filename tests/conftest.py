@@ -1,4 +1,8 @@
-"""Shared fixtures: real Coffer servers (with their local agents and real engines)."""
+"""Shared fixtures: real Coffer servers (with their local agents and real engines).
+
+Every test that uses ``server`` or ``fresh_server`` runs twice: once with the embedded
+SQLite metadata and once with metadata (and DBOS state) in a real PostgreSQL server.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,32 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.pgcluster import MetadataPostgres
 from tests.support.processes import CofferServer, Credentials
+
+METADATA = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[CofferServer]:
-    """One running Coffer (SQLite metadata) shared by the tests of a worker."""
-    srv = CofferServer()
+def metadata_postgres() -> Iterator[MetadataPostgres]:
+    pg = MetadataPostgres()
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
+
+
+def _metadata_env(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    if kind == "sqlite":
+        return {}
+    pg: MetadataPostgres = request.getfixturevalue("metadata_postgres")
+    return {"COFFER_DATABASE_URL": pg.new_database_url()}
+
+
+@pytest.fixture(scope="session", params=METADATA)
+def server(request: pytest.FixtureRequest) -> Iterator[CofferServer]:
+    """One running Coffer per metadata kind, shared by the tests of a worker."""
+    srv = CofferServer(env=_metadata_env(request.param, request))
     try:
         yield srv.start()
     finally:
@@ -24,10 +47,12 @@ def admin(server: CofferServer) -> Credentials:
     return server.admin()
 
 
-@pytest.fixture
-def fresh_server() -> Iterator[CofferServer]:
-    """A server of its own, for tests that crash or reconfigure it."""
-    srv = CofferServer(env={"COFFER_HEARTBEAT_EXPIRY_S": "3", "COFFER_LOCAL_AGENT_RESTART_S": "2"})
+@pytest.fixture(params=METADATA)
+def fresh_server(request: pytest.FixtureRequest) -> Iterator[CofferServer]:
+    """A server of its own (not started), for tests that crash or reconfigure it."""
+    env = {"COFFER_HEARTBEAT_EXPIRY_S": "3", "COFFER_LOCAL_AGENT_RESTART_S": "2"}
+    env.update(_metadata_env(request.param, request))
+    srv = CofferServer(env=env)
     try:
         yield srv
     finally:

@@ -65,7 +65,9 @@ class ServerSettings(BaseSettings):
         if self.system_database_url:
             return self.system_database_url
         if self.metadata_url.startswith("postgresql"):
-            return self.metadata_url.replace("+psycopg", "").rsplit("/", 1)[0] + "/coffer_dbos"
+            # same server, a sibling database: <metadata db>_dbos
+            base, _, query = self.metadata_url.partition("?")
+            return base + "_dbos" + (f"?{query}" if query else "")
         return f"sqlite:///{self.data_dir / 'dbos.sqlite'}"
 
 

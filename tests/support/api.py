@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -69,3 +70,24 @@ def fault(r: httpx.Response) -> tuple[str, int, str]:
     assert inner["code"] == r.status_code
     assert inner["message"], body
     return name, inner["code"], inner["message"]
+
+
+def delete_instances(
+    c: httpx.Client, *, ids: Iterable[str] = (), names: Iterable[str] = (), timeout: float = 120
+) -> None:
+    """Teardown safety net: delete this project's instances that have one of these ids or names,
+    then wait until they are gone. Retries while an instance is busy; idempotent."""
+    ids, names = set(ids), set(names)
+    listed = c.get("/instances")
+    assert listed.status_code == 200, listed.text
+    doomed = {i["id"] for i in listed.json()["instances"] if i["id"] in ids or i["name"] in names}
+    doomed |= {iid for iid in ids if c.get(f"/instances/{iid}").status_code != 404}
+    end = time.monotonic() + timeout
+    for iid in doomed:
+        while True:
+            r = c.delete(f"/instances/{iid}")
+            if r.status_code in (202, 404) or time.monotonic() > end:
+                break
+            time.sleep(0.2)
+    for iid in doomed:
+        wait_gone(c, iid, timeout=max(1.0, end - time.monotonic()))

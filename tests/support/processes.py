@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,10 +37,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_first_block = random.Random(os.getpid()).randrange(400)
+
+
 def engine_port_range(size: int = 40) -> str:
-    """A block of engine ports below the ephemeral range, distinct per xdist worker."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    base = 16000 + (int(worker) if worker.isdigit() else 0) * 1600 + (next(_blocks) % 40) * size
+    """A block of engine ports below the ephemeral range (16000-31999), one per server.
+
+    Blocks follow each other from a random start per process, so parallel test workers
+    (and other test runs on the machine) almost never share one.
+    """
+    block = (_first_block + next(_blocks)) % (16000 // size)
+    base = 16000 + block * size
     return f"{base}-{base + size - 1}"
 
 

@@ -25,6 +25,8 @@ log = logging.getLogger("coffer.agent.supervisor")
 
 _CHECK_S = 0.25
 _STOP_GRACE_S = 30.0
+#: a start waited on fails after this many consecutive crashes (e.g. its port is taken)
+_GIVE_UP_AFTER = 3
 
 
 def _alive(pid: int) -> bool:
@@ -105,6 +107,8 @@ class EngineSupervisor:
             if self._pid is not None and await self._probe():
                 self.status = ServiceStatus.HEALTHY
                 return
+            if self._failures >= _GIVE_UP_AFTER:
+                raise EngineError(f"the engine exits as soon as it starts: {self.log_tail()}")
             await asyncio.sleep(0.05)
         raise EngineError(
             f"the engine did not accept connections within {timeout_s:.0f} s: {self.log_tail()}"
@@ -127,6 +131,8 @@ class EngineSupervisor:
             elif self._want_running and time.monotonic() - last_probe >= 1.0:
                 last_probe = time.monotonic()
                 accepting = await self._probe()
+                if accepting:
+                    self._failures = 0
                 if self.status is not ServiceStatus.RESTARTING:
                     self.status = ServiceStatus.HEALTHY if accepting else ServiceStatus.RUNNING
             self._wake.clear()
