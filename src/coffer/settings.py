@@ -11,13 +11,13 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from coffer.paths import default_data_dir
+from coffer.contracts.paths import configured_data_dir
 
 
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COFFER_", extra="ignore")
 
-    data_dir: Path = Field(default_factory=default_data_dir)
+    data_dir: Path = Field(default_factory=configured_data_dir)
     host: str = "127.0.0.1"
     port: int = Field(default=8779, ge=1, le=65535)
     #: public base URL written to credentials.json; derived from host/port when empty.
@@ -77,7 +77,7 @@ class AgentSettings(BaseSettings):
     server_url: str = "http://127.0.0.1:8779"
     #: join token for the first registration; the host credential is kept in state_dir.
     join_token: str = ""
-    state_dir: Path = Field(default_factory=lambda: default_data_dir() / "agent")
+    state_dir: Path = Field(default_factory=lambda: configured_data_dir() / "agent")
     host_name: str = "local"
     #: address clients use to reach engines on this host.
     advertise_host: str = "127.0.0.1"
