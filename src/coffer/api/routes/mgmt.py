@@ -10,7 +10,7 @@ from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep
 from coffer.api.routes.common import PREFIX, view_context
 from coffer.contracts.api_v1 import ProjectBody, QuotasBody, TokenBody
-from coffer.services import hosts, instances, projects, quotas
+from coffer.services import agents, hosts, instances, projects, quotas
 
 router = APIRouter(prefix=PREFIX + "/mgmt", tags=["mgmt"])
 
@@ -78,3 +78,10 @@ def list_hosts(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, 
     """Coffer extension: database hosts (agents) and their freshness."""
     who.require_admin()
     return {"hosts": hosts.list_hosts(rt)}
+
+
+@router.post("/hosts/join-tokens")
+def create_join_token(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Coffer extension: a token with which one more agent (database host) can register."""
+    who.require_admin()
+    return {"join_token": agents.create_join_token(rt)}
