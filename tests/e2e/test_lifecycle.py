@@ -164,15 +164,36 @@ def test_users_databases_and_root(server: CofferServer, admin: Credentials) -> N
         wait_gone(c, iid)
 
 
-def test_engine_runs_unprivileged(server: CofferServer, admin: Credentials) -> None:
+def test_each_instance_runs_as_its_own_unprivileged_user(
+    server: CofferServer, admin: Credentials
+) -> None:
     with admin.client() as c:
-        iid = c.post("/instances", json=create_body("owner")).json()["instance"]["id"]
-        wait_instance(c, iid)
-        data = server.data_dir / "agent" / "instances" / iid / "data"
-        st = data.stat()
-        assert st.st_mode & 0o777 == 0o700
-        assert st.st_uid != 0
-        pids = processes_under(server.data_dir / "agent" / "instances" / iid)
-        assert pids and all(os.stat(f"/proc/{p}").st_uid == st.st_uid for p in pids)
-        assert c.delete(f"/instances/{iid}").status_code == 202
-        wait_gone(c, iid)
+        ids = [
+            c.post("/instances", json=create_body(f"owner-{i}")).json()["instance"]["id"]
+            for i in range(2)
+        ]
+        insts = [wait_instance(c, iid) for iid in ids]
+        uids = []
+        for iid in ids:
+            data = server.data_dir / "agent" / "instances" / iid / "data"
+            st = data.stat()
+            assert st.st_mode & 0o777 == 0o700
+            assert st.st_uid != 0
+            pids = processes_under(server.data_dir / "agent" / "instances" / iid)
+            assert pids and all(os.stat(f"/proc/{p}").st_uid == st.st_uid for p in pids)
+            uids.append(st.st_uid)
+        assert uids[0] != uids[1]
+
+        # A tenant superuser can run programs, but only as its own instance's account.
+        root = c.post(f"/instances/{ids[0]}/root").json()["user"]
+        other = server.data_dir / "agent" / "instances" / ids[1] / "data" / "PG_VERSION"
+        with connect(insts[0], user="root", password=root["password"], db="postgres") as conn:
+            conn.execute("CREATE TEMP TABLE out (line text)")
+            conn.execute("COPY out FROM PROGRAM 'id -u'")
+            assert conn.execute("SELECT line FROM out").fetchone() == (str(uids[0]),)
+            with pytest.raises(psycopg.Error, match=r"(?i)permission denied|program"):
+                conn.execute(f"COPY out FROM PROGRAM 'cat {other}'")
+        for iid in ids:
+            assert c.delete(f"/instances/{iid}").status_code == 202
+        for iid in ids:
+            wait_gone(c, iid)

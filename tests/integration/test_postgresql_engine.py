@@ -60,7 +60,7 @@ class Server:
 
     def __init__(self, engine: Engine, root: Path, **spec_values: Any) -> None:
         self.engine = engine
-        self.paths = InstancePaths(root=root)
+        self.paths = InstancePaths(root=root, os_user="coffer")
         values: dict[str, Any] = {
             "instance_id": root.name,
             "engine": "postgresql",
@@ -205,7 +205,12 @@ def test_bootstrap_is_idempotent(server: Server) -> None:
 def test_running_pid_finds_the_postmaster(server: Server, workspace: Path) -> None:
     assert server.process is not None
     assert server.engine.lifecycle.running_pid(server.paths) == server.process.pid
-    assert server.engine.lifecycle.running_pid(InstancePaths(root=workspace / "nope")) is None
+    assert (
+        server.engine.lifecycle.running_pid(
+            InstancePaths(root=workspace / "nope", os_user="coffer")
+        )
+        is None
+    )
 
 
 def test_user_reaches_its_database_over_tcp(server: Server) -> None:
@@ -402,7 +407,7 @@ def test_prepare_refuses_a_root_the_engine_user_cannot_reach(
     private = workspace / "private"
     private.mkdir(mode=0o700)
     private.chmod(0o700)
-    paths = InstancePaths(root=private / "inst")
+    paths = InstancePaths(root=private / "inst", os_user="coffer")
     spec = InstanceSpec(
         instance_id="x",
         engine="postgresql",
@@ -418,7 +423,7 @@ def test_prepare_refuses_a_root_the_engine_user_cannot_reach(
 
 
 def test_configure_needs_a_prepared_directory(engine: Engine, workspace: Path) -> None:
-    paths = InstancePaths(root=workspace / "unprepared")
+    paths = InstancePaths(root=workspace / "unprepared", os_user="coffer")
     spec = InstanceSpec(
         instance_id="x",
         engine="postgresql",

@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from coffer.agent import osusers
+
 ROOT = Path(__file__).resolve().parents[2]
 COFFER = [sys.executable, "-m", "coffer.cli.main"]
 _blocks = itertools.count()
@@ -192,6 +194,7 @@ class CofferServer:
                 self.proc.wait(10)
         self.proc = None
         kill_everything_under(self.data_dir)
+        osusers.sweep(self.data_dir / "agent" / "instances", live=set())
         if remove:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

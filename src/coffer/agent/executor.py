@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from coffer import engines
+from coffer.agent import osusers
 from coffer.agent.store import InstanceStore
-from coffer.agent.supervisor import EngineSupervisor
+from coffer.agent.supervisor import EngineSupervisor, terminate
 from coffer.contracts.agent_v1 import AgentCommand, CommandKind
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
 from coffer.engines.base import Admin, Engine
@@ -64,12 +65,8 @@ class Executor:
         sup = self.supervisors.get(spec.instance_id)
         if sup is None:
             assert self._tg is not None
-            sup = EngineSupervisor(
-                self.engine(spec.engine),
-                self.store.paths(spec.instance_id),
-                spec,
-                self._engine_user,
-            )
+            paths = self.store.paths(spec.instance_id)
+            sup = EngineSupervisor(self.engine(spec.engine), paths, spec)
             sup.run_in(self._tg)
             self.supervisors[spec.instance_id] = sup
         sup.spec = spec
@@ -108,6 +105,7 @@ class Executor:
 
     async def _ensure(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
         engine = self._check_installed(spec)
+        await asyncio.to_thread(osusers.ensure_account, spec.instance_id, self.store.root)
         paths = self.store.save(spec)
         await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
         await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
@@ -124,14 +122,19 @@ class Executor:
         if sup is not None:
             await sup.close()
         else:
-            engine = self.engine(spec.engine)
-            stray = EngineSupervisor(
-                engine, self.store.paths(spec.instance_id), spec, self._engine_user
-            )
-            await stray.stop()
+            await self._stop_unsupervised(spec)
         await asyncio.to_thread(self.store.remove, spec.instance_id)
+        await asyncio.to_thread(osusers.remove_account, spec.instance_id)
         self._locks.pop(spec.instance_id, None)
         return {}
+
+    async def _stop_unsupervised(self, spec: InstanceSpec) -> None:
+        """Kill an engine no supervisor owns (left over from an interrupted create)."""
+        engine = self.engine(spec.engine)
+        paths = self.store.paths(spec.instance_id)
+        pid = await asyncio.to_thread(engine.lifecycle.running_pid, paths)
+        if pid is not None:
+            await terminate(pid, engine.lifecycle.stop_signal)
 
     async def _restart(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
         sup = self._known(spec)

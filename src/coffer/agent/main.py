@@ -21,6 +21,7 @@ from typing import IO
 
 import httpx
 
+from coffer.agent import osusers
 from coffer.agent.control import ControlClient, NotRegistered
 from coffer.agent.executor import Executor
 from coffer.agent.store import InstanceStore, disk_usage_bytes
@@ -57,6 +58,9 @@ class Agent:
         self._usage: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
+        live = {spec.instance_id for spec in self.store.all()}
+        for name in await asyncio.to_thread(osusers.sweep, self.store.root, live):
+            log.info("removed the account %s of an instance that no longer exists", name)
         async with asyncio.TaskGroup() as tg:
             await self.executor.resume(tg)
             workers = [

@@ -9,18 +9,20 @@ import os
 import shutil
 from pathlib import Path
 
+from coffer.agent.osusers import account_name
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import InstancePaths
 
 
 class InstanceStore:
     def __init__(self, instances_dir: Path) -> None:
+        self.root = instances_dir
         self._dir = instances_dir
         self._dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self._dir, 0o755)
 
     def paths(self, instance_id: str) -> InstancePaths:
-        return InstancePaths(self._dir / instance_id)
+        return InstancePaths(self._dir / instance_id, os_user=account_name(instance_id))
 
     def save(self, spec: InstanceSpec) -> InstancePaths:
         paths = self.paths(spec.instance_id)

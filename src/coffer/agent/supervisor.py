@@ -49,13 +49,11 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
 
 
 class EngineSupervisor:
-    def __init__(
-        self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, engine_user: str
-    ) -> None:
+    def __init__(self, engine: Engine, paths: InstancePaths, spec: InstanceSpec) -> None:
         self.engine = engine
         self.paths = paths
         self.spec = spec
-        self._user = pwd.getpwnam(engine_user)
+        self._user = pwd.getpwnam(paths.os_user)
         self.status = ServiceStatus.SHUTDOWN
         self._want_running = False
         self._pid: int | None = None
@@ -186,22 +184,26 @@ class EngineSupervisor:
         pid = self._pid
         if pid is None:
             pid = await asyncio.to_thread(self.engine.lifecycle.running_pid, self.paths)
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, self.engine.lifecycle.stop_signal)
-        end = time.monotonic() + _STOP_GRACE_S
-        while time.monotonic() < end and _alive(pid):
-            await asyncio.sleep(0.05)
-        _kill_group(pid, signal.SIGKILL)
-        while _group_alive(pid):
-            await asyncio.sleep(0.05)
+        if pid is not None:
+            await terminate(pid, self.engine.lifecycle.stop_signal)
         self._pid = None
         self._proc = None
 
     async def _probe(self) -> bool:
         probe = await asyncio.to_thread(self.engine.lifecycle.probe, self.paths, self.spec)
         return probe.accepting
+
+
+async def terminate(pid: int, stop_signal: signal.Signals) -> None:
+    """Ask an engine to stop, wait up to the grace period, then kill its process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, stop_signal)
+    end = time.monotonic() + _STOP_GRACE_S
+    while time.monotonic() < end and _alive(pid):
+        await asyncio.sleep(0.05)
+    _kill_group(pid, signal.SIGKILL)
+    while _group_alive(pid):
+        await asyncio.sleep(0.05)
 
 
 def _group_alive(pgid: int) -> bool:

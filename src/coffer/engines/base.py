@@ -30,9 +30,16 @@ from coffer.contracts.engine import (
 
 @dataclass(frozen=True)
 class InstancePaths:
-    """Where one instance lives on its host. ``root`` is the volume's mount point."""
+    """Where one instance lives on its host, and who owns it.
+
+    ``root`` is the volume's mount point. ``os_user`` is the unprivileged OS account that
+    owns the instance's files and runs its processes: one account per instance, so a
+    tenant with engine superuser rights (which can run programs) reaches nothing of
+    another instance. The agent creates the account before ``prepare``.
+    """
 
     root: Path
+    os_user: str
 
     @property
     def data_dir(self) -> Path:

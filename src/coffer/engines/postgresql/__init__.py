@@ -17,8 +17,8 @@ __all__ = ["build_engine"]
 
 
 def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
-    """The PostgreSQL engine for an agent whose engines run as ``engine_user`` and whose
-    pre-initialised data directories live under ``templates_dir``."""
+    """The PostgreSQL engine for an agent whose pre-initialised data directories live under
+    ``templates_dir``, owned by ``engine_user``; each instance runs as ``paths.os_user``."""
     from coffer.engines.base import Engine
     from coffer.engines.postgresql.admin import PostgresAdmin
     from coffer.engines.postgresql.catalog import CATALOG

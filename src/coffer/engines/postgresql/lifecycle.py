@@ -67,7 +67,8 @@ class PostgresLifecycle:
         """Clone the version's template into ``paths.data_dir`` unless it exists, and
         create ``paths.run_dir``. May block for an initdb (first use of a version on this
         host) and holds a per-instance lock file in ``paths.root`` meanwhile."""
-        user = EngineUser.lookup(self._engine_user)
+        user = EngineUser.lookup(paths.os_user)
+        template_owner = EngineUser.lookup(self._engine_user)
         bin_dir = self._installed_bin_dir(spec.version)
         paths.root.mkdir(parents=True, exist_ok=True)
         check_traversable(paths.root, user)
@@ -77,7 +78,7 @@ class PostgresLifecycle:
                     templates_dir=self._templates_dir,
                     version=spec.version,
                     bin_dir=bin_dir,
-                    user=user,
+                    user=template_owner,
                 )
                 clone_template(template, paths.data_dir, bin_dir=bin_dir, user=user)
             make_private_dir(paths.run_dir, user)
@@ -91,7 +92,7 @@ class PostgresLifecycle:
         settings = render_settings(server_settings(spec, socket_dir=paths.run_dir))
         hba = render_hba()
         main_text = main_file.read_text(encoding="utf-8")
-        user = EngineUser.lookup(self._engine_user)
+        user = EngineUser.lookup(paths.os_user)
         write_private_file(paths.data_dir / SETTINGS_FILE, settings, user)
         write_private_file(paths.data_dir / HBA_FILE, hba, user)
         if (included := with_include(main_text)) != main_text:

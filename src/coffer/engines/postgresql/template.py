@@ -73,11 +73,19 @@ def clone_template(template: Path, data_dir: Path, *, bin_dir: Path, user: Engin
     if copied.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise EngineError(f"copying the data directory template failed: {copied.stderr.strip()}")
-    os.chown(partial, user.uid, user.gid)
+    _chown_tree(partial, user)
     os.chmod(partial, 0o700)
     run_as(user, [str(bin_dir / "initdb"), "--sync-only", "-D", str(partial)], what="sync")
     os.rename(partial, data_dir)
     _fsync_dir(data_dir.parent)
+
+
+def _chown_tree(root: Path, user: EngineUser) -> None:
+    """Give the whole copy to the instance's own user (the template has another owner)."""
+    os.chown(root, user.uid, user.gid)
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(directory, name), user.uid, user.gid, follow_symlinks=False)
 
 
 @contextmanager
