@@ -6,7 +6,7 @@ models. Passwords appear only here and in the sealed command payloads, never in 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,22 @@ class UserUpdate(_Frozen):
     name: str | None = None
     host: str | None = None
     password: str | None = Field(default=None, repr=False)
+
+
+class ParameterRule(_Frozen):
+    """One configuration parameter a user may set through a configuration group.
+
+    ``type`` is Trove's data type: ``integer``, ``float``, ``string`` or ``boolean``;
+    ``min``/``max`` bound numbers, ``choices`` lists the allowed strings (if any).
+    """
+
+    name: str
+    type: Literal["integer", "float", "string", "boolean"]
+    restart_required: bool
+    min: int | float | None = None
+    max: int | float | None = None
+    choices: tuple[str, ...] | None = None
+    description: str = ""
 
 
 class Probe(_Frozen):

@@ -21,6 +21,7 @@ from typing import Protocol
 from coffer.contracts.engine import (
     DatabaseSpec,
     InstanceSpec,
+    ParameterRule,
     Probe,
     UserSpec,
     UserUpdate,
@@ -72,6 +73,15 @@ class Catalog(Protocol):
         """Engine settings derived from flavor RAM (shown to users, rendered by Lifecycle)."""
         ...
 
+    def parameter_rules(self, version: str) -> tuple[ParameterRule, ...]:
+        """The parameters configuration groups may set for ``version`` (may be empty).
+
+        Values are validated against these rules by the control plane
+        (``coffer.domain.parameters``) before anything is stored; ``configure`` renders
+        ``spec.parameters`` holding only such validated values.
+        """
+        ...
+
 
 class Lifecycle(Protocol):
     """Host-side control of one engine's processes and files. All methods are idempotent."""
@@ -106,6 +116,15 @@ class Lifecycle(Protocol):
 
     def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """One-time setup after the first successful start (e.g. internal roles). Idempotent."""
+
+    def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Make the running engine take ``spec.parameters`` without a restart.
+
+        Called after ``configure(paths, spec)``; only parameters whose rule has
+        ``restart_required=False`` must take effect (reload, SET GLOBAL, CONFIG SET...).
+        Parameters that were removed from ``spec.parameters`` return to their defaults
+        where the engine allows it live. Idempotent; raises ``EngineError`` on failure.
+        """
 
 
 class Admin(Protocol):

@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from coffer.contracts.engine import DatabaseSpec, UserSpec
+from coffer.contracts.engine import DatabaseSpec, ParameterRule, UserSpec
 from coffer.errors import BadRequest
 
 __all__ = [
@@ -144,6 +144,47 @@ _UNSAFE_PARAMETERS = frozenset(
 _MAX_STRING_PARAMETER = 1024
 
 
+_INT_MAX = 2147483647
+
+
+def _int(name: str, low: int, high: int, restart: bool, description: str) -> ParameterRule:
+    return ParameterRule(
+        name=name,
+        type="integer",
+        min=low,
+        max=high,
+        restart_required=restart,
+        description=description,
+    )
+
+
+#: What configuration groups may set. Integers are in the setting's base unit.
+PARAMETER_RULES: tuple[ParameterRule, ...] = (
+    _int("max_connections", 10, 5000, True, "maximum concurrent connections"),
+    _int("work_mem", 64, 2097151, False, "memory per sort/hash operation (kB)"),
+    _int("maintenance_work_mem", 1024, 2097151, False, "memory for VACUUM, CREATE INDEX (kB)"),
+    _int("log_min_duration_statement", -1, _INT_MAX, False, "log statements slower than this (ms)"),
+    _int("statement_timeout", 0, _INT_MAX, False, "abort statements running longer (ms)"),
+    _int("lock_timeout", 0, _INT_MAX, False, "abort lock waits longer than this (ms)"),
+    _int("idle_in_transaction_session_timeout", 0, _INT_MAX, False, "end idle transactions (ms)"),
+    _int("default_statistics_target", 1, 10000, False, "planner statistics detail"),
+    _int("effective_io_concurrency", 0, 1000, False, "concurrent disk I/O the planner assumes"),
+    _int("max_wal_size", 2, _INT_MAX, False, "WAL size that triggers a checkpoint (MB)"),
+    ParameterRule(
+        name="random_page_cost", type="float", min=0.0, max=1000.0, restart_required=False
+    ),
+    ParameterRule(name="autovacuum", type="boolean", restart_required=False),
+    ParameterRule(name="track_io_timing", type="boolean", restart_required=False),
+    ParameterRule(
+        name="log_statement",
+        type="string",
+        choices=("none", "ddl", "mod", "all"),
+        restart_required=False,
+        description="which statements are logged",
+    ),
+)
+
+
 class PostgresCatalog:
     """The PostgreSQL ``Catalog``: versions, name rules, memory sizing, parameter rules."""
 
@@ -201,6 +242,10 @@ class PostgresCatalog:
             "work_mem": f"{_clamp(ram_mb * 4, 1024, 65536)}kB",
             "maintenance_work_mem": f"{_clamp(ram_mb // 16, 16, 2048)}MB",
         }
+
+    def parameter_rules(self, version: str) -> tuple[ParameterRule, ...]:
+        """Configuration-group parameters (the same for every supported version)."""
+        return PARAMETER_RULES
 
     def validate_parameters(self, parameters: Mapping[str, object]) -> None:
         """Raise ``BadRequest`` naming the first parameter Coffer would refuse to render."""

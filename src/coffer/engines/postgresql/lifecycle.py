@@ -13,6 +13,12 @@ from pathlib import Path
 
 from coffer.contracts.engine import InstanceSpec, Probe
 from coffer.engines.base import InstancePaths
+from coffer.engines.host import (
+    EngineUser,
+    check_traversable,
+    make_private_dir,
+    write_private_file,
+)
 from coffer.engines.postgresql.catalog import CATALOG
 from coffer.engines.postgresql.config import (
     HBA_FILE,
@@ -24,13 +30,8 @@ from coffer.engines.postgresql.config import (
     with_include,
 )
 from coffer.engines.postgresql.connection import connect, describe, translate_errors
-from coffer.engines.postgresql.host import (
-    EngineUser,
-    check_traversable,
-    make_private_dir,
-    write_private_file,
-)
-from coffer.engines.postgresql.template import clone_template, ensure_template, exclusive_lock
+from coffer.engines.postgresql.template import clone_template, ensure_template
+from coffer.engines.templates import exclusive_lock
 from coffer.errors import BadRequest, EngineError
 
 __all__ = ["DEFAULT_INSTALL_ROOT", "PostgresLifecycle"]
@@ -134,6 +135,12 @@ class PostgresLifecycle:
         for dbname in ("template1", "postgres"):
             with translate_errors("bootstrap"), connect(paths, spec, dbname=dbname) as conn:
                 conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+    def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Reload the configuration ``configure`` wrote: settings that need no restart
+        (and removed ones, which return to their defaults) take effect at once."""
+        with translate_errors("reload"), connect(paths, spec) as conn:
+            conn.execute("SELECT pg_reload_conf()")
 
     def _installed_bin_dir(self, version: str) -> Path:
         if version not in CATALOG.versions:
