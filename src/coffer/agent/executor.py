@@ -82,6 +82,7 @@ class Executor:
             CommandKind.RESTART: self._restart,
             CommandKind.RECONFIGURE: self._reconfigure,
             CommandKind.RESIZE_VOLUME: self._resize_volume,
+            CommandKind.APPLY_PARAMETERS: self._apply_parameters,
             CommandKind.ADMIN: self._admin,
         }[cmd.kind]
         if cmd.kind is CommandKind.ADMIN:
@@ -162,6 +163,16 @@ class Executor:
             await sup.restart(START_TIMEOUT_S)
             raise
         return observation(self.supervisors[spec.instance_id])
+
+    async def _apply_parameters(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
+        """Render the new parameters and apply the live ones (no restart here)."""
+        sup = self._known(spec)
+        engine = self.engine(spec.engine)
+        paths = self.store.save(spec)
+        await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
+        await asyncio.to_thread(engine.lifecycle.apply_parameters, paths, spec)
+        sup.spec = spec
+        return observation(sup)
 
     async def _resize_volume(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
         self._known(spec)

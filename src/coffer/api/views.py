@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from coffer.clock import isoformat
+from coffer.contracts.engine import ParameterRule
 from coffer.db.models import Datastore, DatastoreVersion, Flavor
 from coffer.domain.states import ServiceStatus, StatusInputs, TaskStatus, public_status
+from coffer.services.configurations import ConfigurationRecord
 from coffer.services.records import InstanceRecord
 
 _GB = 1024**3
@@ -142,9 +144,60 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
             "created": isoformat(inst.fault_created),
             "details": inst.fault_details or "",
         }
+    if rec.configuration is not None:
+        cfg = rec.configuration
+        out["configuration"] = {
+            "id": cfg.id,
+            "name": cfg.name,
+            "links": ctx.links("configurations", cfg.id),
+        }
     if ctx.is_admin:
         out["server_id"] = rec.host.id
         out["volume_id"] = inst.id
+    return out
+
+
+def parameter(v: DatastoreVersion, rule: ParameterRule) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": rule.name,
+        "datastore_version_id": v.id,
+        "restart_required": rule.restart_required,
+        "type": rule.type,
+    }
+    if rule.min is not None:
+        out["min"] = rule.min
+    if rule.max is not None:
+        out["max"] = rule.max
+    if rule.choices is not None:
+        out["choices"] = list(rule.choices)
+    if rule.description:
+        out["description"] = rule.description
+    return out
+
+
+_SECRET_KEY = ("password", "secret", "pass")
+
+
+def configuration(ctx: ViewContext, rec: ConfigurationRecord, *, detail: bool) -> dict[str, Any]:
+    cfg = rec.configuration
+    out: dict[str, Any] = {
+        "id": cfg.id,
+        "name": cfg.name,
+        "description": cfg.description,
+        "created": isoformat(cfg.created),
+        "updated": isoformat(cfg.updated),
+        "datastore_name": rec.datastore.name,
+        "datastore_version_id": rec.version.id,
+        "datastore_version_name": rec.version.name,
+        "datastore_version_number": rec.version.version,
+        "links": ctx.links("configurations", cfg.id),
+    }
+    if detail:
+        out["values"] = {
+            k: ("***" if any(s in k.lower() for s in _SECRET_KEY) else v)
+            for k, v in rec.values.items()
+        }
+        out["instance_count"] = rec.instance_count
     return out
 
 

@@ -24,6 +24,8 @@ class CommandKind(StrEnum):
     #: store a new spec, render configuration and restart
     RECONFIGURE = "instance.reconfigure"
     RESIZE_VOLUME = "instance.resize_volume"
+    #: store a new spec, render configuration and apply what needs no restart, live
+    APPLY_PARAMETERS = "instance.apply_parameters"
     #: a users/databases/root operation (``payload.op`` names it)
     ADMIN = "instance.admin"
 

@@ -181,3 +181,24 @@ class FlavorIn(_Body):
 
 class FlavorBody(_Body):
     flavor: FlavorIn
+
+
+class ConfigurationCreate(_Body):
+    name: Name
+    values: dict[str, Any]
+    description: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    datastore: DatastoreIn | None = None
+
+
+class ConfigurationCreateBody(_Body):
+    configuration: ConfigurationCreate
+
+
+class ConfigurationUpdate(_Body):
+    values: dict[str, Any] | None = None
+    name: Name | None = None
+    description: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+
+class ConfigurationUpdateBody(_Body):
+    configuration: ConfigurationUpdate

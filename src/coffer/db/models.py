@@ -92,6 +92,20 @@ class JoinToken(Base):
     created: Mapped[datetime] = mapped_column(DateTime)
 
 
+class Configuration(Base):
+    """A configuration group: parameter values for one datastore version."""
+
+    __tablename__ = "configurations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    datastore_version_id: Mapped[str] = mapped_column(ForeignKey("datastore_versions.id"))
+    values_json: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Instance(Base):
     __tablename__ = "instances"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -115,6 +129,11 @@ class Instance(Base):
     fault_details: Mapped[str | None] = mapped_column(Text, nullable=True)
     fault_created: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     root_enabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    configuration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("configurations.id"), nullable=True, index=True
+    )
+    #: JSON of the configuration values the engine was last told (its applied overrides)
+    parameters_json: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

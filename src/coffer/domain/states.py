@@ -20,6 +20,8 @@ class TaskStatus(StrEnum):
     RESIZING = "RESIZING"
     DELETING = "DELETING"
     RESTART_REQUIRED = "RESTART_REQUIRED"
+    #: configuration values are being applied (shown as ACTIVE with no operating status)
+    UPDATING = "UPDATING"
     BUILDING_ERROR = "BUILDING_ERROR"
     DELETING_ERROR = "DELETING_ERROR"
 
@@ -57,6 +59,7 @@ _TASK_STATUS = {
     TaskStatus.RESIZING: "RESIZE",
     TaskStatus.DELETING: "SHUTDOWN",
     TaskStatus.RESTART_REQUIRED: "RESTART_REQUIRED",
+    TaskStatus.UPDATING: "ACTIVE",
 }
 
 _SERVICE_OPERATING = {

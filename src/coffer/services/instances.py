@@ -13,24 +13,21 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
-
 from coffer import engines
 from coffer.clock import utcnow
 from coffer.contracts.api_v1 import InstanceAction, InstanceCreate, InstanceUpdate, VolumeIn
 from coffer.contracts.engine import DatabaseSpec, UserSpec
 from coffer.db.models import Instance
 from coffer.domain.states import (
-    ACTIONABLE_SERVICE,
     ERROR_TASKS,
     IDLE_TASKS,
     ServiceStatus,
     TaskStatus,
 )
-from coffer.errors import BadRequest, UnprocessableEntity
-from coffer.services import catalog, placement, quotas, records
+from coffer.errors import BadRequest
+from coffer.services import catalog, configurations, placement, quotas, records
 from coffer.services.auth import Principal
+from coffer.services.claims import claim
 from coffer.services.runtime import Runtime
 from coffer.workflows import instances as wf
 
@@ -106,8 +103,6 @@ def _initial_objects(engine_name: str, body: InstanceCreate) -> CreateExtras:
 
 
 def _refuse_unsupported(body: InstanceCreate) -> None:
-    if body.configuration or body.configuration_id:
-        raise BadRequest("configuration groups are not supported by this Coffer version yet")
     if body.restorePoint is not None:
         raise BadRequest("restoring from a backup is not supported by this Coffer version yet")
     if body.replica_of or body.replica_count:
@@ -131,6 +126,11 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
         ds = body.datastore or None
         ref = catalog.resolve_version(s, ds.type if ds else None, ds.version if ds else None)
         extras = _initial_objects(ref.version.manager, body)
+        config_id = body.configuration or body.configuration_id
+        parameters = "{}"
+        if config_id:
+            cfg = configurations.resolve_for_new_instance(s, project_id, config_id, ref.version)
+            parameters = cfg.values_json
         quotas.lock_project(s, project_id)
         quotas.check(rt, s, project_id, {"instances": 1, "ram": flavor.ram_mb, "volumes": size})
         expiry = timedelta(seconds=rt.settings.heartbeat_expiry_s)
@@ -151,6 +151,8 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
                 task_workflow_id=f"create-{instance_id}",
                 task_deadline=now + timedelta(seconds=rt.settings.create_timeout_s),
                 service_status=ServiceStatus.NEW.value,
+                configuration_id=config_id or None,
+                parameters_json=parameters,
                 created=now,
                 updated=now,
                 deleted=False,
@@ -171,50 +173,12 @@ def list_all(rt: Runtime, project_id: str | None) -> list[records.InstanceRecord
         return records.load_many(s, project_id)
 
 
-def claim(
-    s: Session,
-    instance_id: str,
-    *,
-    to: TaskStatus,
-    workflow_id: str,
-    timeout_s: float,
-    allowed: frozenset[TaskStatus] = IDLE_TASKS,
-    need_service: frozenset[ServiceStatus] | None = ACTIONABLE_SERVICE,
-) -> None:
-    """Compare-and-set the task; 422 (Trove's message) when the instance is busy."""
-    cond = [Instance.id == instance_id, Instance.deleted.is_(False)]
-    cond.append(Instance.task_status.in_([t.value for t in allowed]))
-    if need_service is not None:
-        cond.append(Instance.service_status.in_([v.value for v in need_service]))
-    now = utcnow()
-    result = s.execute(
-        update(Instance)
-        .where(*cond)
-        .values(
-            task_status=to.value,
-            task_workflow_id=workflow_id,
-            task_deadline=now + timedelta(seconds=timeout_s),
-            updated=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        inst = s.get(Instance, instance_id)
-        state = f"task {inst.task_status}, service {inst.service_status}" if inst else "gone"
-        raise UnprocessableEntity(
-            f"Instance {instance_id} is not currently available for an action to be "
-            f"performed ({state})."
-        )
-
-
 def rename(rt: Runtime, project_id: str | None, instance_id: str, body: InstanceUpdate) -> None:
     others = {k for k in body.model_fields_set if k != "name"}
     if len(others) > 1:
         raise BadRequest("Only one attribute (except 'name') is allowed to update.")
     if "replica_of" in others or "slave_of" in others:
         raise BadRequest(f"Instance {instance_id} is not a replica.")
-    if "configuration" in others and body.configuration is not None:
-        raise BadRequest("configuration groups are not supported by this Coffer version yet")
     if "datastore_version" in others:
         raise BadRequest("datastore version upgrades are not supported by this Coffer version yet")
     with rt.sessions.begin() as s:
@@ -222,6 +186,9 @@ def rename(rt: Runtime, project_id: str | None, instance_id: str, body: Instance
         if body.name is not None:
             rec.instance.name = validate_name(body.name)
             rec.instance.updated = utcnow()
+    if "configuration" in others or not body.model_fields_set:
+        # Trove: an empty {"instance": {}} detaches the configuration group
+        configurations.attach(rt, project_id, instance_id, body.configuration)
 
 
 def delete(rt: Runtime, project_id: str | None, instance_id: str) -> None:

@@ -8,6 +8,8 @@ an error task with a fault.
 
 from __future__ import annotations
 
+import json
+
 from dbos import DBOS, SetWorkflowID
 
 from coffer.contracts.agent_v1 import CommandKind
@@ -18,6 +20,7 @@ from coffer.workflows.steps import (
     fail_task,
     finish_task,
     mark_deleted,
+    restart_needed,
     send_command,
 )
 
@@ -87,6 +90,41 @@ def _simple(
         message, details = describe(exc)
         fail_task(
             instance_id, workflow_id, TaskStatus.NONE.value, f"{what} failed: {message}", details
+        )
+
+
+@DBOS.workflow(name="instance.apply_configuration")
+def apply_configuration(
+    workflow_id: str, instance_id: str, values_json: str, pending_restart: bool
+) -> None:
+    """Render the new values and apply the live ones; RESTART_REQUIRED if others changed
+    (or a restart was already pending when the instance was claimed)."""
+    values = json.loads(values_json)
+    cid = f"{workflow_id}:apply"
+    try:
+        restart = pending_restart or restart_needed(instance_id, values)
+        send_command(cid, instance_id, CommandKind.APPLY_PARAMETERS.value, {"parameters": values})
+        observed = await_command(cid, instance_id)
+        finish_task(
+            instance_id, workflow_id, observed=observed, parameters=values, restart_required=restart
+        )
+    except Exception as exc:
+        message, details = describe(exc)
+        fail_task(
+            instance_id,
+            workflow_id,
+            TaskStatus.NONE.value,
+            f"applying configuration failed: {message}",
+            details,
+        )
+
+
+def start_apply_configuration(
+    workflow_id: str, instance_id: str, values_json: str, pending_restart: bool
+) -> None:
+    with SetWorkflowID(workflow_id):
+        DBOS.start_workflow(
+            apply_configuration, workflow_id, instance_id, values_json, pending_restart
         )
 
 

@@ -12,11 +12,13 @@ from typing import Any
 from dbos import DBOS
 from sqlalchemy import update
 
+from coffer import engines
 from coffer.clock import utcnow
 from coffer.contracts.agent_v1 import CommandKind
 from coffer.db.models import Flavor, Instance
+from coffer.domain.parameters import needs_restart
 from coffer.domain.states import ServiceStatus, TaskStatus
-from coffer.errors import CofferError, EngineError
+from coffer.errors import CofferError
 from coffer.services import placement, records
 from coffer.services.commands import CommandBus
 from coffer.workflows.runtime import current
@@ -31,7 +33,9 @@ def send_command(
     with rt.sessions() as s:
         rec = records.load(s, instance_id, None)
         flavor = s.get(Flavor, extra["flavor_id"]) if "flavor_id" in extra else None
-        spec = records.spec_of(rec, flavor=flavor, volume_gb=extra.get("volume_gb"))
+        spec = records.spec_of(
+            rec, flavor=flavor, volume_gb=extra.get("volume_gb"), parameters=extra.get("parameters")
+        )
         host_id = rec.host.id
     payload: dict[str, Any] = {"spec": spec.model_dump()}
     if sealed_extra:
@@ -63,11 +67,17 @@ def finish_task(
     observed: dict[str, Any] | None = None,
     flavor_id: str | None = None,
     volume_gb: int | None = None,
+    parameters: dict[str, Any] | None = None,
+    restart_required: bool = False,
 ) -> None:
-    """Return the instance to NONE, applying what the operation changed (idempotent)."""
+    """End the task (NONE, or RESTART_REQUIRED), applying what the operation changed.
+
+    Idempotent: it only touches the instance while ``workflow_id`` still owns it.
+    """
     rt = current()
+    done = TaskStatus.RESTART_REQUIRED if restart_required else TaskStatus.NONE
     values: dict[str, Any] = {
-        "task_status": TaskStatus.NONE.value,
+        "task_status": done.value,
         "task_workflow_id": None,
         "task_deadline": None,
         "updated": utcnow(),
@@ -82,6 +92,8 @@ def finish_task(
         values["flavor_id"] = flavor_id
     if volume_gb:
         values["volume_gb"] = volume_gb
+    if parameters is not None:
+        values["parameters_json"] = json.dumps(parameters, sort_keys=True)
     with rt.sessions.begin() as s:
         s.execute(
             update(Instance)
@@ -121,9 +133,22 @@ def mark_deleted(instance_id: str, workflow_id: str) -> None:
         placement.release_port(s, inst)
         inst.deleted = True
         inst.deleted_at = utcnow()
+        inst.configuration_id = None
         inst.task_status = TaskStatus.NONE.value
         inst.task_workflow_id = None
         inst.service_status = ServiceStatus.DELETED.value
+
+
+@DBOS.step()
+def restart_needed(instance_id: str, values: dict[str, Any]) -> bool:
+    """Whether moving the instance to ``values`` changes a restart-required parameter
+    (compared with what the engine was last told)."""
+    rt = current()
+    with rt.sessions() as s:
+        rec = records.load(s, instance_id, None)
+        before = json.loads(rec.instance.parameters_json or "{}")
+        rules = engines.catalog(rec.version.manager).parameter_rules(rec.version.version)
+    return needs_restart(rules, before, values)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:
@@ -131,14 +156,3 @@ def describe(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, CofferError):
         return exc.message, type(exc).__name__
     return f"unexpected error: {type(exc).__name__}", repr(exc)[:2000]
-
-
-__all__ = [
-    "EngineError",
-    "await_command",
-    "describe",
-    "fail_task",
-    "finish_task",
-    "mark_deleted",
-    "send_command",
-]
