@@ -133,7 +133,7 @@ def test_group_lifecycle_on_an_instance(server: CofferServer, admin: Credentials
             c.put(f"/instances/{iid}", json={"instance": {"configuration": None}}).status_code
             == 202
         )
-        wait_for(lambda: setting(inst, "work_mem") == default_work_mem, 30, "the default value back")
+        wait_for(lambda: setting(inst, "work_mem") == default_work_mem, 30, "the default back")
         assert "configuration" not in c.get(f"/instances/{iid}").json()["instance"]
         assert c.delete(f"/configurations/{cid}").status_code == 202
         assert c.get(f"/configurations/{cid}").status_code == 404
