@@ -202,3 +202,35 @@ class ConfigurationUpdate(_Body):
 
 class ConfigurationUpdateBody(_Body):
     configuration: ConfigurationUpdate
+
+
+class DatastoreVersionIn(_Body):
+    """Trove's mgmt datastore-version registration (image fields accepted, unused here)."""
+
+    name: Name
+    datastore_name: Name
+    datastore_manager: Name
+    version: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    active: StrictBool | int = True
+    default: StrictBool | int = False
+    image: str | None = None
+    image_tags: list[str] | None = None
+    packages: list[str] | str | None = None
+    registry_ext: str | None = None
+    repl_strategy: str | None = None
+
+
+class DatastoreVersionBody(_Body):
+    version: DatastoreVersionIn
+
+
+class DatastoreVersionPatch(_Body):
+    datastore_manager: str | None = None
+    name: Name | None = None
+    active: StrictBool | int | None = None
+    default: StrictBool | int | None = None
+    image: str | None = None
+    image_tags: list[str] | None = None
+    packages: list[str] | str | None = None
+    registry_ext: str | None = None
+    repl_strategy: str | None = None

@@ -6,11 +6,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from coffer import engines
-from coffer.db.models import Datastore, DatastoreVersion, Flavor
+from coffer.db.models import Datastore, DatastoreVersion, Flavor, Instance
 from coffer.errors import BadRequest, NotFound
 from coffer.services.runtime import Runtime
 
@@ -46,21 +46,22 @@ def seed(s: Session) -> None:
         if ds is None:
             ds = Datastore(id=ds_id, name=engine_name)
             s.add(ds)
-        for version in cat.versions:
-            v_id = stable_id("datastore-version", engine_name, version)
-            if s.get(DatastoreVersion, v_id) is None:
-                s.add(
-                    DatastoreVersion(
-                        id=v_id,
-                        datastore_id=ds_id,
-                        name=version,
-                        version=version,
-                        manager=engine_name,
-                        active=True,
-                    )
+        # Only the default version is registered; admins add others (mgmt/datastore-versions).
+        version = cat.default_version
+        v_id = stable_id("datastore-version", engine_name, version)
+        if s.get(DatastoreVersion, v_id) is None:
+            s.add(
+                DatastoreVersion(
+                    id=v_id,
+                    datastore_id=ds_id,
+                    name=version,
+                    version=version,
+                    manager=engine_name,
+                    active=True,
                 )
-            if version == cat.default_version and ds.default_version_id is None:
-                ds.default_version_id = v_id
+            )
+        if ds.default_version_id is None:
+            ds.default_version_id = v_id
 
 
 def flavor_ref(ref: str | int) -> str:
@@ -206,3 +207,98 @@ def get_version(rt: Runtime, datastore_ref: str | None, version_ref: str) -> Dat
         if found is None:
             raise NotFound(f"Datastore version '{version_ref}' cannot be found.")
         return found
+
+
+def register_version(
+    rt: Runtime,
+    *,
+    datastore_name: str,
+    name: str,
+    manager: str,
+    version: str | None,
+    active: bool,
+    default: bool,
+) -> DatastoreVersion:
+    """Admin: add a version of an installed engine (the datastore is created if needed)."""
+    if manager not in engines.known_engines():
+        raise BadRequest(
+            f"datastore_manager {manager!r} is not an engine Coffer knows "
+            f"(known: {', '.join(engines.known_engines())})"
+        )
+    engine_version = version or name
+    cat = engines.catalog(manager)
+    if engine_version not in cat.versions:
+        raise BadRequest(
+            f"{manager} has no version {engine_version!r}; supported: {', '.join(cat.versions)}"
+        )
+    with rt.sessions.begin() as s:
+        ds = find_datastore(s, datastore_name)
+        if ds is None:
+            ds = Datastore(id=str(uuid.uuid4()), name=datastore_name)
+            s.add(ds)
+            s.flush()
+        if find_version(s, ds, name) is not None:
+            raise BadRequest(f"datastore {datastore_name} already has a version named {name!r}")
+        v = DatastoreVersion(
+            id=str(uuid.uuid4()),
+            datastore_id=ds.id,
+            name=name,
+            version=engine_version,
+            manager=manager,
+            active=active,
+        )
+        s.add(v)
+        if default or ds.default_version_id is None:
+            ds.default_version_id = v.id
+        return v
+
+
+def list_all_versions(rt: Runtime) -> list[DatastoreVersion]:
+    with rt.sessions() as s:
+        return list(s.scalars(select(DatastoreVersion).order_by(DatastoreVersion.name)))
+
+
+def update_version(rt: Runtime, version_id: str, changes: dict[str, object]) -> None:
+    with rt.sessions.begin() as s:
+        v = s.get(DatastoreVersion, version_id)
+        if v is None:
+            raise NotFound(f"Datastore version '{version_id}' cannot be found.")
+        if "datastore_manager" in changes and changes["datastore_manager"] != v.manager:
+            raise BadRequest("the engine of an existing datastore version cannot be changed")
+        if "name" in changes:
+            ds = s.get(Datastore, v.datastore_id)
+            assert ds is not None
+            other = find_version(s, ds, str(changes["name"]))
+            if other is not None and other.id != v.id:
+                raise BadRequest(
+                    f"datastore {ds.name} already has a version named {changes['name']!r}"
+                )
+            v.name = str(changes["name"])
+        if "active" in changes:
+            v.active = bool(changes["active"])
+        if changes.get("default"):
+            ds = s.get(Datastore, v.datastore_id)
+            assert ds is not None
+            ds.default_version_id = v.id
+
+
+def delete_version(rt: Runtime, version_id: str) -> None:
+    """Admin: remove a version no live instance uses (records of deleted ones go with it)."""
+    with rt.sessions.begin() as s:
+        v = s.get(DatastoreVersion, version_id)
+        if v is None:
+            raise NotFound(f"Datastore version '{version_id}' cannot be found.")
+        used = s.scalar(
+            select(func.count())
+            .select_from(Instance)
+            .where(Instance.datastore_version_id == version_id, Instance.deleted.is_(False))
+        )
+        if used:
+            raise BadRequest(f"datastore version {v.name} is used by {used} instance(s)")
+        s.execute(
+            delete(Instance).where(Instance.datastore_version_id == version_id, Instance.deleted)
+        )
+        ds = s.get(Datastore, v.datastore_id)
+        if ds is not None and ds.default_version_id == v.id:
+            ds.default_version_id = None
+        s.delete(v)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep
-from coffer.api.routes.common import PREFIX, view_context
-from coffer.contracts.api_v1 import ProjectBody, QuotasBody, TokenBody
-from coffer.services import agents, hosts, instances, projects, quotas
+from coffer.api.routes.common import PREFIX, accepted, view_context
+from coffer.contracts.api_v1 import (
+    DatastoreVersionBody,
+    DatastoreVersionPatch,
+    ProjectBody,
+    QuotasBody,
+    TokenBody,
+)
+from coffer.errors import NotFound
+from coffer.services import agents, catalog, hosts, instances, projects, quotas
 
 router = APIRouter(prefix=PREFIX + "/mgmt", tags=["mgmt"])
 
@@ -85,3 +92,59 @@ def create_join_token(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dic
     """Coffer extension: a token with which one more agent (database host) can register."""
     who.require_admin()
     return {"join_token": agents.create_join_token(rt)}
+
+
+@router.post("/datastore-versions")
+def register_version(
+    project_id: str, body: DatastoreVersionBody, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    """Trove mgmt: register a datastore version of an installed engine."""
+    who.require_admin()
+    v = body.version
+    catalog.register_version(
+        rt,
+        datastore_name=v.datastore_name,
+        name=v.name,
+        manager=v.datastore_manager,
+        version=v.version,
+        active=bool(v.active),
+        default=bool(v.default),
+    )
+    return accepted()
+
+
+@router.get("/datastore-versions")
+def list_versions(
+    project_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    who.require_admin()
+    ctx = view_context(request, rt, who, project_id)
+    return {"versions": [views.version(ctx, v, admin=True) for v in catalog.list_all_versions(rt)]}
+
+
+@router.get("/datastore-versions/{version_id}")
+def show_version(
+    project_id: str, version_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    who.require_admin()
+    ctx = view_context(request, rt, who, project_id)
+    for v in catalog.list_all_versions(rt):
+        if v.id == version_id:
+            return {"version": views.version(ctx, v, admin=True)}
+    raise NotFound(f"Datastore version '{version_id}' cannot be found.")
+
+
+@router.patch("/datastore-versions/{version_id}")
+def patch_version(
+    project_id: str, version_id: str, body: DatastoreVersionPatch, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    who.require_admin()
+    catalog.update_version(rt, version_id, body.model_dump(exclude_unset=True))
+    return accepted()
+
+
+@router.delete("/datastore-versions/{version_id}")
+def delete_version(project_id: str, version_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    who.require_admin()
+    catalog.delete_version(rt, version_id)
+    return accepted()

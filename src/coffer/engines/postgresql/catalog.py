@@ -190,7 +190,8 @@ class PostgresCatalog:
 
     name: str = "postgresql"
     default_version: str = "15"
-    versions: tuple[str, ...] = ("15",)
+    #: versions Coffer can run; a host runs those whose binaries it has (Debian 12: 15)
+    versions: tuple[str, ...] = ("15", "16")
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""
