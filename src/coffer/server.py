@@ -6,6 +6,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 from dbos import DBOS, DBOSConfig
@@ -49,6 +51,18 @@ def launch_workflows(rt: Runtime) -> None:
     recovery.mend_orphaned_tasks(rt)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, telling long polls to end as soon as a stop is asked for."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+
 def serve(settings: ServerSettings) -> None:
     os.umask(0o077)  # state files are private; shared directories are chmod-ed explicitly
     logging.basicConfig(
@@ -76,13 +90,13 @@ def serve(settings: ServerSettings) -> None:
 
     app = create_app(rt, on_startup=on_startup, on_shutdown=on_shutdown)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    # Agents hold long polls open; do not wait for them to end before shutting down.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
         access_log=False,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=5,
     )
+    _Server(config, on_exit=rt.wakeup.close).run()
     sys.exit(0)

@@ -85,6 +85,15 @@ class AgentSettings(BaseSettings):
     poll_wait_s: float = Field(default=20.0, gt=0)
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     log_file: Path | None = None
+    #: "auto" (XFS loop volumes where the host allows, else directories), "xfs-loop" or
+    #: "directory"
+    volume_mode: str = Field(default="auto", pattern="^(auto|xfs-loop|directory)$")
+    #: seconds between volume usage checks (the read-only guard acts on them)
+    volume_check_s: float = Field(default=1.0, gt=0)
+    #: a volume this full turns its instance read-only; below ``volume_writable_below`` it
+    #: becomes writable again
+    volume_read_only_at: float = Field(default=0.90, gt=0, le=1)
+    volume_writable_below: float = Field(default=0.85, gt=0, le=1)
 
     @property
     def instances_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,6 +26,13 @@ def connect(
         connect_timeout=5,
         autocommit=True,
     )
+
+
+def volume_gb(root: Path) -> float:
+    if not os.path.ismount(root):
+        pytest.skip("this host has no loop/XFS volumes; the agent uses plain directories")
+    st = os.statvfs(root)
+    return st.f_blocks * st.f_frsize / 1024**3
 
 
 def show(conn: psycopg.Connection, setting: str) -> str:
@@ -66,10 +74,15 @@ def test_instance_lifecycle(server: CofferServer, admin: Credentials) -> None:
             assert show(conn, "shared_buffers") != shared_before
             assert conn.execute("SELECT name FROM items WHERE id = 2").fetchone() == ("two",)
 
+        root = server.data_dir / "agent" / "instances" / iid
+        assert 0.9 < volume_gb(root) <= 1.0, "the volume is a filesystem of the requested size"
         r = c.post(f"/instances/{iid}/action", json={"resize": {"volume": {"size": 2}}})
         assert r.status_code == 202, r.text
         inst = wait_instance(c, iid)
         assert inst["volume"]["size"] == 2
+        assert 1.9 < volume_gb(root) <= 2.0, "grown online"
+        with connect(inst) as conn:
+            assert conn.execute("SELECT count(*) FROM items").fetchone() == (2,)
 
         assert c.put(f"/instances/{iid}", json={"instance": {"name": "renamed"}}).status_code == 202
         assert c.get(f"/instances/{iid}").json()["instance"]["name"] == "renamed"

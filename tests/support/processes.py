@@ -111,6 +111,7 @@ class CofferServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=str(ROOT),
+                start_new_session=True,  # a terminal's Ctrl-C must not stop it mid-cleanup
             )
         self.wait_ready(timeout)
         return self
@@ -194,6 +195,7 @@ class CofferServer:
                 self.proc.wait(10)
         self.proc = None
         kill_everything_under(self.data_dir)
+        unmount_everything_under(self.data_dir)
         osusers.sweep(self.data_dir / "agent" / "instances", live=set())
         if remove:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -232,6 +234,14 @@ def processes_under(directory: Path) -> list[int]:
             ):
                 pids.append(int(entry))
     return pids
+
+
+def unmount_everything_under(directory: Path) -> None:
+    """Teardown: lazily unmount volumes left mounted under ``directory`` (deepest first)."""
+    with open("/proc/mounts") as f:
+        points = [line.split()[1] for line in f]
+    for point in sorted((p for p in points if p.startswith(f"{directory}/")), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
 def kill_everything_under(directory: Path) -> list[int]:

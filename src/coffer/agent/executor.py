@@ -14,6 +14,7 @@ from coffer import engines
 from coffer.agent import osusers
 from coffer.agent.store import InstanceStore
 from coffer.agent.supervisor import EngineSupervisor, terminate
+from coffer.agent.volumes import Usage, Volumes
 from coffer.contracts.agent_v1 import AgentCommand, CommandKind
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
 from coffer.engines.base import Admin, Engine
@@ -26,9 +27,20 @@ START_TIMEOUT_S = 120.0
 
 class Executor:
     def __init__(
-        self, *, store: InstanceStore, engine_user: str, templates_dir: str, host_name: str
+        self,
+        *,
+        store: InstanceStore,
+        volumes: Volumes,
+        read_only_at: float = 0.90,
+        writable_below: float = 0.85,
+        engine_user: str,
+        templates_dir: str,
+        host_name: str,
     ) -> None:
         self.store = store
+        self.volumes = volumes
+        self._read_only_at = read_only_at
+        self._writable_below = writable_below
         self._engine_user = engine_user
         self._templates_dir = templates_dir
         self._host_name = host_name
@@ -76,6 +88,10 @@ class Executor:
 
     async def execute(self, cmd: AgentCommand) -> dict[str, Any]:
         spec = InstanceSpec.model_validate(cmd.payload["spec"])
+        current = self.supervisors.get(spec.instance_id)
+        if current is not None and current.spec.read_only:
+            # the read-only guard is the agent's own state; guard_volume lifts it
+            spec = spec.model_copy(update={"read_only": True})
         handler: Callable[[InstanceSpec, dict[str, Any]], Awaitable[dict[str, Any]]] = {
             CommandKind.ENSURE: self._ensure,
             CommandKind.DELETE: self._delete,
@@ -107,6 +123,8 @@ class Executor:
     async def _ensure(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
         engine = self._check_installed(spec)
         await asyncio.to_thread(osusers.ensure_account, spec.instance_id, self.store.root)
+        root = self.store.paths(spec.instance_id).root
+        await asyncio.to_thread(self.volumes.attach, spec.instance_id, root, spec.volume_gb)
         paths = self.store.save(spec)
         await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
         await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
@@ -124,7 +142,8 @@ class Executor:
             await sup.close()
         else:
             await self._stop_unsupervised(spec)
-        await asyncio.to_thread(self.store.remove, spec.instance_id)
+        root = self.store.paths(spec.instance_id).root
+        await asyncio.to_thread(self.volumes.remove, spec.instance_id, root)
         await asyncio.to_thread(osusers.remove_account, spec.instance_id)
         self._locks.pop(spec.instance_id, None)
         return {}
@@ -176,9 +195,35 @@ class Executor:
 
     async def _resize_volume(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
         self._known(spec)
+        root = self.store.paths(spec.instance_id).root
+        await asyncio.to_thread(self.volumes.grow, spec.instance_id, root, spec.volume_gb)
         self.store.save(spec)
         self.supervisors[spec.instance_id].spec = spec
         return observation(self.supervisors[spec.instance_id])
+
+    async def guard_volume(self, instance_id: str, usage: Usage) -> None:
+        """Turn the instance read-only when its volume is nearly full, and back when not.
+
+        The engine refuses writes before the filesystem is full, so it never meets ENOSPC
+        in the middle of a write (for PostgreSQL a failed WAL write is a crash).
+        """
+        sup = self.supervisors.get(instance_id)
+        if sup is None or not usage.total_bytes:
+            return
+        fill = usage.used_bytes / usage.total_bytes
+        want = fill >= self._read_only_at or (sup.spec.read_only and fill >= self._writable_below)
+        if want == sup.spec.read_only:
+            return
+        lock = self._locks.setdefault(instance_id, asyncio.Lock())
+        async with lock:
+            spec = sup.spec.model_copy(update={"read_only": want})
+            engine = self.engine(spec.engine)
+            paths = self.store.save(spec)
+            await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
+            await asyncio.to_thread(engine.lifecycle.apply_parameters, paths, spec)
+            sup.spec = spec
+            sup.status = sup.accepting_status()
+        log.warning("instance %s volume %.0f%% full: read-only %s", instance_id, fill * 100, want)
 
     def _known(self, spec: InstanceSpec) -> EngineSupervisor:
         if spec.instance_id not in self.supervisors:
@@ -191,6 +236,15 @@ class Executor:
         return await asyncio.to_thread(run_admin_op, admin, payload["op"], payload.get("args", {}))
 
 
+def volume_note(used_bytes: int | None, spec: InstanceSpec) -> str:
+    """The fault users see while the guard keeps the instance read-only."""
+    used = f"{used_bytes / 1024**3:.2f} GB" if used_bytes is not None else "nearly all"
+    return (
+        f"the volume is nearly full ({used} of {spec.volume_gb} GB used): the instance "
+        "refuses writes until data is deleted or the volume is resized"
+    )
+
+
 def observation(sup: EngineSupervisor) -> dict[str, Any]:
     """What a lifecycle command reports: the engine's state now, stamped like heartbeats."""
     return {"service_status": sup.status.value, "seq": time.time_ns()}
@@ -198,14 +252,16 @@ def observation(sup: EngineSupervisor) -> dict[str, Any]:
 
 def _create_missing(admin: Admin, dbs: list[DatabaseSpec], users: list[UserSpec]) -> None:
     """Create the initial databases and users not already there (a re-run is harmless)."""
-    existing_dbs = {d.name for d in admin.list_databases()}
-    missing_dbs = [d for d in dbs if d.name not in existing_dbs]
-    if missing_dbs:
-        admin.create_databases(missing_dbs)
-    existing_users = {(u.name, u.host) for u in admin.list_users()}
-    missing_users = [u for u in users if (u.name, u.host) not in existing_users]
-    if missing_users:
-        admin.create_users(missing_users)
+    if dbs:
+        existing_dbs = {d.name for d in admin.list_databases()}
+        missing_dbs = [d for d in dbs if d.name not in existing_dbs]
+        if missing_dbs:
+            admin.create_databases(missing_dbs)
+    if users:
+        existing_users = {(u.name, u.host) for u in admin.list_users()}
+        missing_users = [u for u in users if (u.name, u.host) not in existing_users]
+        if missing_users:
+            admin.create_users(missing_users)
 
 
 def _user_dict(name: str, host: str, databases: tuple[str, ...] | list[str]) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from typing import IO
 
 import httpx
 
-from coffer.agent import osusers
+from coffer.agent import osusers, volumes
 from coffer.agent.control import ControlClient, NotRegistered
-from coffer.agent.executor import Executor
-from coffer.agent.store import InstanceStore, disk_usage_bytes
+from coffer.agent.executor import Executor, volume_note
+from coffer.agent.store import InstanceStore
 from coffer.contracts.agent_v1 import (
     AgentCommand,
     CommandResult,
@@ -44,10 +44,14 @@ class Agent:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(settings.state_dir, 0o755)  # the engine user traverses it to its data
         self.store = InstanceStore(settings.instances_dir)
+        self.volumes = volumes.detect(settings.state_dir, settings.volume_mode)
         settings.templates_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(settings.templates_dir, 0o755)
         self.executor = Executor(
             store=self.store,
+            volumes=self.volumes,
+            read_only_at=settings.volume_read_only_at,
+            writable_below=settings.volume_writable_below,
             engine_user=settings.engine_user,
             templates_dir=str(settings.templates_dir),
             host_name=settings.host_name,
@@ -58,6 +62,7 @@ class Agent:
         self._usage: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self.volumes.reattach_all, self.store.root)
         live = {spec.instance_id for spec in self.store.all()}
         for name in await asyncio.to_thread(osusers.sweep, self.store.root, live):
             log.info("removed the account %s of an instance that no longer exists", name)
@@ -74,6 +79,7 @@ class Agent:
                 task.cancel()
             for sup in list(self.executor.supervisors.values()):
                 await sup.close()
+        await asyncio.to_thread(self.volumes.detach_all, self.store.root)
         await self.control.aclose()
 
     async def _ensure_registered(self) -> None:
@@ -143,6 +149,9 @@ class Agent:
                     InstanceObservation(
                         instance_id=iid,
                         service_status=sup.status.value,
+                        detail=volume_note(self._usage.get(iid), sup.spec)
+                        if sup.spec.read_only
+                        else "",
                         seq=time.time_ns(),
                         volume_used_bytes=self._usage.get(iid),
                     )
@@ -159,12 +168,17 @@ class Agent:
             await asyncio.sleep(self._interval)
 
     async def _usage_scanner(self) -> None:
+        """Volume usage for heartbeats, and the read-only guard of nearly full volumes."""
         while True:
-            for iid in list(self.executor.supervisors):
-                self._usage[iid] = await asyncio.to_thread(
-                    disk_usage_bytes, self.store.paths(iid).root
-                )
-            await asyncio.sleep(max(self._interval * 5, 5.0))
+            for iid, sup in list(self.executor.supervisors.items()):
+                root = self.store.paths(iid).root
+                try:
+                    usage = await asyncio.to_thread(self.volumes.usage, root, sup.spec.volume_gb)
+                    self._usage[iid] = usage.used_bytes
+                    await self.executor.guard_volume(iid, usage)
+                except (OSError, CofferError) as exc:
+                    log.warning("volume check of %s failed: %s", iid, exc)
+            await asyncio.sleep(self.settings.volume_check_s)
 
 
 def _hold_lock(settings: AgentSettings) -> IO[str]:

@@ -52,7 +52,9 @@ def remove_account(instance_id: str) -> None:
         pwd.getpwnam(name)
     except KeyError:
         return
-    # exit 8: a process of the account is still exiting (engine children); retry
+    # Engine children may still be exiting after their server stopped: end them now.
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True, check=False)
+    # exit 8: a process of the account is still exiting; retry
     for _ in range(100):
         try:
             _run(["userdel", name], what="userdel", exists_ok=6)

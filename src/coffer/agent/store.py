@@ -6,7 +6,6 @@ It lets a restarted agent find and supervise its engines without asking the serv
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from coffer.agent.osusers import account_name
@@ -48,10 +47,6 @@ class InstanceStore:
             if spec is not None:
                 specs.append(spec)
         return specs
-
-    def remove(self, instance_id: str) -> None:
-        """Delete every file of the instance (idempotent)."""
-        shutil.rmtree(self.paths(instance_id).root, ignore_errors=True)
 
 
 def disk_usage_bytes(root: Path) -> int:

@@ -103,7 +103,7 @@ class EngineSupervisor:
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
             if self._pid is not None and await self._probe():
-                self.status = ServiceStatus.HEALTHY
+                self.status = self.accepting_status()
                 return
             if self._failures >= _GIVE_UP_AFTER:
                 raise EngineError(f"the engine exits as soon as it starts: {self.log_tail()}")
@@ -111,6 +111,9 @@ class EngineSupervisor:
         raise EngineError(
             f"the engine did not accept connections within {timeout_s:.0f} s: {self.log_tail()}"
         )
+
+    def accepting_status(self) -> ServiceStatus:
+        return ServiceStatus.BLOCKED if self.spec.read_only else ServiceStatus.HEALTHY
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -132,7 +135,7 @@ class EngineSupervisor:
                 if accepting:
                     self._failures = 0
                 if self.status is not ServiceStatus.RESTARTING:
-                    self.status = ServiceStatus.HEALTHY if accepting else ServiceStatus.RUNNING
+                    self.status = self.accepting_status() if accepting else ServiceStatus.RUNNING
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _CHECK_S)
@@ -169,6 +172,7 @@ class EngineSupervisor:
                 user=self._user.pw_uid,
                 group=self._user.pw_gid,
                 extra_groups=[],
+                umask=0o077,
                 start_new_session=True,
             )
         self._pid = self._proc.pid

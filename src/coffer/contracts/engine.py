@@ -27,6 +27,9 @@ class InstanceSpec(_Frozen):
     vcpus: int
     volume_gb: int
     parameters: dict[str, Any] = Field(default_factory=dict)
+    #: set by the agent while the volume is nearly full: the engine must refuse writes
+    #: (rendered by ``configure``, applied live by ``apply_parameters``)
+    read_only: bool = False
 
 
 class DatabaseSpec(_Frozen):

@@ -33,6 +33,8 @@ class ServiceStatus(StrEnum):
     HEALTHY = "healthy"
     RESTARTING = "restarting"
     SHUTDOWN = "shutdown"
+    #: accepting reads only (e.g. the volume is nearly full)
+    BLOCKED = "blocked"
     CRASHED = "crashed"
     FAILED = "failed to spawn"
     UNKNOWN = "unknown"
@@ -48,6 +50,7 @@ ACTIONABLE_SERVICE = frozenset(
     {
         ServiceStatus.RUNNING,
         ServiceStatus.HEALTHY,
+        ServiceStatus.BLOCKED,
         ServiceStatus.SHUTDOWN,
         ServiceStatus.CRASHED,
     }
@@ -67,6 +70,7 @@ _SERVICE_OPERATING = {
     ServiceStatus.BUILDING: "BUILD",
     ServiceStatus.RUNNING: "ACTIVE",
     ServiceStatus.HEALTHY: "HEALTHY",
+    ServiceStatus.BLOCKED: "BLOCKED",
     ServiceStatus.RESTARTING: "RESTARTING",
     ServiceStatus.SHUTDOWN: "SHUTDOWN",
     ServiceStatus.CRASHED: "SHUTDOWN",

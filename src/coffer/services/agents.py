@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select, update
 
@@ -14,6 +15,7 @@ from coffer.clock import utcnow
 from coffer.contracts.agent_v1 import (
     Heartbeat,
     HeartbeatResponse,
+    InstanceObservation,
     PollResponse,
     RegisterRequest,
     RegisterResponse,
@@ -82,10 +84,26 @@ async def poll(rt: Runtime, host_id: str, running: list[str], wait_s: float) -> 
         event.clear()
         commands = await asyncio.to_thread(bus.take_deliverable, host_id, running)
         remaining = end - time.monotonic()
-        if commands or remaining <= 0:
+        if commands or remaining <= 0 or rt.wakeup.closed:
             return PollResponse(commands=commands)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout=min(remaining, rt.wakeup.recheck_s))
+
+
+_VOLUME_FAULT = "volume-guard"
+
+
+def _note_volume_fault(inst: Instance, obs: InstanceObservation, now: datetime) -> None:
+    """Show why an instance is BLOCKED as its fault; clear that fault once it is not."""
+    if obs.service_status == ServiceStatus.BLOCKED.value and obs.detail:
+        if inst.fault_message != obs.detail:
+            inst.fault_message, inst.fault_details, inst.fault_created = (
+                obs.detail,
+                _VOLUME_FAULT,
+                now,
+            )
+    elif inst.fault_details == _VOLUME_FAULT:
+        inst.fault_message = inst.fault_details = inst.fault_created = None
 
 
 def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
@@ -110,6 +128,7 @@ def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
                 if obs.seq > inst.service_seq:
                     inst.service_status = ServiceStatus(obs.service_status).value
                     inst.service_seq = obs.seq
+                    _note_volume_fault(inst, obs, now)
                 inst.volume_used_bytes = obs.volume_used_bytes
     return HeartbeatResponse(
         accepted=bool(accepted), heartbeat_interval_s=rt.settings.heartbeat_interval_s

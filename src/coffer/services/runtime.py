@@ -26,6 +26,7 @@ class Wakeup:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[str, asyncio.Event] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -33,6 +34,18 @@ class Wakeup:
     def event(self, host_id: str) -> asyncio.Event:
         with self._lock:
             return self._events.setdefault(host_id, asyncio.Event())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Server shutting down: every long poll returns at once (any thread)."""
+        self._closed = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            for event in list(self._events.values()):
+                loop.call_soon_threadsafe(event.set)
 
     def notify(self, host_id: str) -> None:
         loop = self._loop

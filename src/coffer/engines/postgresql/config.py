@@ -88,6 +88,8 @@ def _managed_settings(spec: InstanceSpec, *, socket_dir: Path) -> dict[str, Sett
         "logging_collector": False,
         "fsync": True,
     }
+    if spec.read_only:
+        managed["default_transaction_read_only"] = True
     if _CLUSTER_NAME_TEXT.fullmatch(spec.instance_id):
         managed["cluster_name"] = spec.instance_id
     return managed

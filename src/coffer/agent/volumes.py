@@ -1,0 +1,201 @@
+"""Instance volumes: a real filesystem of the requested size where the host allows it.
+
+* ``LoopVolumes`` — one sparse image file per instance, formatted XFS (reflink on) and
+  loop-mounted at the instance's root: writes past the size fail with ENOSPC instead of
+  filling the host, and ``grow`` enlarges the filesystem online.
+* ``DirectoryVolumes`` — a plain directory; the size is only accounted (reported usage
+  against the requested size), for hosts where loop devices or XFS are unavailable.
+
+``detect`` tries the first and falls back to the second, saying why. Every method is
+idempotent; they block (run them in a thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from coffer.agent.store import disk_usage_bytes
+from coffer.errors import EngineError
+
+log = logging.getLogger("coffer.agent.volumes")
+
+_GB = 1024**3
+#: xfsprogs refuses filesystems smaller than this
+_XFS_MIN_BYTES = 300 * 1024**2
+
+
+@dataclass(frozen=True)
+class Usage:
+    used_bytes: int
+    total_bytes: int
+
+
+class Volumes(Protocol):
+    mode: str
+
+    def attach(self, instance_id: str, root: Path, size_gb: int) -> None:
+        """Make ``root`` a mounted volume of ``size_gb`` (created on first use)."""
+
+    def grow(self, instance_id: str, root: Path, size_gb: int) -> None:
+        """Enlarge the volume online to ``size_gb`` (never shrinks)."""
+
+    def usage(self, root: Path, size_gb: int) -> Usage: ...
+
+    def remove(self, instance_id: str, root: Path) -> None:
+        """Unmount and delete the volume (its engine must be stopped)."""
+
+    def reattach_all(self, instances_dir: Path) -> None:
+        """After a host restart, mount every volume that exists (agent start-up)."""
+
+    def detach_all(self, instances_dir: Path) -> None:
+        """Unmount every volume (agent shutdown, engines stopped); data stays."""
+
+
+class DirectoryVolumes:
+    mode = "directory"
+
+    def attach(self, instance_id: str, root: Path, size_gb: int) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+
+    def grow(self, instance_id: str, root: Path, size_gb: int) -> None:
+        return None
+
+    def usage(self, root: Path, size_gb: int) -> Usage:
+        return Usage(disk_usage_bytes(root), size_gb * _GB)
+
+    def remove(self, instance_id: str, root: Path) -> None:
+        shutil.rmtree(root, ignore_errors=True)
+
+    def reattach_all(self, instances_dir: Path) -> None:
+        return None
+
+    def detach_all(self, instances_dir: Path) -> None:
+        return None
+
+
+class LoopVolumes:
+    mode = "xfs-loop"
+
+    def __init__(self, images_dir: Path) -> None:
+        self.images_dir = images_dir
+        images_dir.mkdir(parents=True, exist_ok=True)
+
+    def image(self, instance_id: str) -> Path:
+        return self.images_dir / f"{instance_id}.img"
+
+    def attach(self, instance_id: str, root: Path, size_gb: int) -> None:
+        image = self.image(instance_id)
+        if not image.exists():
+            partial = image.with_suffix(".partial")
+            _truncate(partial, size_gb * _GB)
+            _run(["mkfs.xfs", "-q", "-m", "reflink=1", str(partial)], "mkfs.xfs")
+            os.rename(partial, image)
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(root):
+            _run(["mount", "-o", "loop,noatime", str(image), str(root)], "mount")
+        os.chmod(root, 0o755)
+
+    def grow(self, instance_id: str, root: Path, size_gb: int) -> None:
+        image = self.image(instance_id)
+        if image.stat().st_size >= size_gb * _GB:
+            return
+        _truncate(image, size_gb * _GB)
+        device = _loop_device(image)
+        _run(["losetup", "-c", device], "losetup")
+        _run(["xfs_growfs", str(root)], "xfs_growfs")
+
+    def usage(self, root: Path, size_gb: int) -> Usage:
+        st = os.statvfs(root)
+        return Usage((st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize)
+
+    def remove(self, instance_id: str, root: Path) -> None:
+        _unmount(root)
+        shutil.rmtree(root, ignore_errors=True)
+        self.image(instance_id).unlink(missing_ok=True)
+
+    def reattach_all(self, instances_dir: Path) -> None:
+        for image in sorted(self.images_dir.glob("*.img")):
+            root = instances_dir / image.stem
+            root.mkdir(parents=True, exist_ok=True)
+            if not os.path.ismount(root):
+                _run(["mount", "-o", "loop,noatime", str(image), str(root)], "mount")
+
+    def detach_all(self, instances_dir: Path) -> None:
+        for image in sorted(self.images_dir.glob("*.img")):
+            _unmount(instances_dir / image.stem)
+
+
+def detect(state_dir: Path, forced: str = "auto") -> Volumes:
+    """The best volume kind this host permits (``forced`` = 'xfs-loop' or 'directory')."""
+    if forced == "directory":
+        return DirectoryVolumes()
+    reason = _loop_xfs_problem(state_dir)
+    if reason is None:
+        log.info("volumes: XFS images on loop devices (real sizes, online growth)")
+        return LoopVolumes(state_dir / "volumes")
+    if forced == "xfs-loop":
+        raise EngineError(f"XFS loop volumes were asked for but are unavailable: {reason}")
+    log.warning("volumes: plain directories with usage accounting (%s)", reason)
+    return DirectoryVolumes()
+
+
+def _loop_xfs_problem(state_dir: Path) -> str | None:
+    if shutil.which("mkfs.xfs") is None or shutil.which("xfs_growfs") is None:
+        return "xfsprogs is not installed"
+    if os.geteuid() != 0:
+        return "the agent does not run as root"
+    probe = Path(tempfile.mkdtemp(prefix=".volume-probe-", dir=state_dir))
+    try:
+        image, mnt = probe / "probe.img", probe / "mnt"
+        mnt.mkdir()
+        _truncate(image, _XFS_MIN_BYTES)
+        _run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], "mkfs.xfs")
+        _run(["mount", "-o", "loop", str(image), str(mnt)], "mount")
+        _unmount(mnt)
+        return None
+    except EngineError as exc:
+        return exc.message
+    finally:
+        with contextlib.suppress(EngineError):
+            _unmount(probe / "mnt")
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def _truncate(path: Path, size: int) -> None:
+    with open(path, "ab") as f:
+        f.truncate(max(size, _XFS_MIN_BYTES))
+
+
+def _loop_device(image: Path) -> str:
+    out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=False)
+    line = out.stdout.strip().splitlines()
+    if not line:
+        raise EngineError(f"no loop device is attached to {image}")
+    return line[0].split(":", 1)[0]
+
+
+def _unmount(root: Path) -> None:
+    """Unmount ``root`` if mounted, retrying while it is briefly busy."""
+    for _ in range(50):
+        if not os.path.ismount(root):
+            return
+        res = subprocess.run(["umount", str(root)], capture_output=True, text=True, check=False)
+        if res.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise EngineError(f"could not unmount {root}: still busy")
+
+
+def _run(argv: list[str], what: str) -> None:
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise EngineError(f"{what} failed (exit {res.returncode}): {res.stderr.strip()[-300:]}")

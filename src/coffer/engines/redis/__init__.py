@@ -1,0 +1,26 @@
+"""The Redis engine: ``catalog`` (pure), ``config`` and ``acl`` (pure rendering),
+``lifecycle`` (files and processes on the host), ``admin`` (ACL users and root).
+
+Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
+importing ``coffer.engines.redis.catalog`` in the control plane pulls in no redis-py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coffer.engines.base import Engine
+
+__all__ = ["build_engine"]
+
+
+def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
+    """The Redis engine of an agent. Redis needs no template and runs every instance as
+    its own ``paths.os_user``, so ``engine_user`` and ``templates_dir`` are not used."""
+    from coffer.engines.base import Engine
+    from coffer.engines.redis.admin import RedisAdmin
+    from coffer.engines.redis.catalog import CATALOG
+    from coffer.engines.redis.lifecycle import RedisLifecycle
+
+    return Engine(catalog=CATALOG, lifecycle=RedisLifecycle(), admin=RedisAdmin)

@@ -1,0 +1,217 @@
+"""Host-side lifecycle of a Redis instance: files, argv, adoption and probing.
+
+The agent, not this module, spawns ``command()`` as the instance account in a new
+session, sends its output to ``paths.log_file`` (Redis logs to stdout) and stops it with
+``stop_signal``: on SIGTERM Redis fsyncs the append-only file, writes a final RDB
+snapshot and exits. Redis needs no template: an empty data directory starts in ≈ 10 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from coffer.contracts.engine import InstanceSpec, Probe
+from coffer.engines.base import InstancePaths
+from coffer.engines.host import (
+    EngineUser,
+    check_traversable,
+    make_private_dir,
+    write_private_file,
+)
+from coffer.engines.redis.acl import acl_file_with_coffer_users
+from coffer.engines.redis.catalog import CATALOG, DEFAULT_USER
+from coffer.engines.redis.config import (
+    ACL_FILE,
+    acl_path,
+    admin_secret_path,
+    config_path,
+    live_settings,
+    pid_path,
+    render_config,
+    server_settings,
+)
+from coffer.engines.redis.connection import (
+    Client,
+    connect,
+    describe,
+    read_admin_password,
+    run,
+    translate_errors,
+)
+from coffer.engines.templates import exclusive_lock, fsync_dir
+from coffer.errors import BadRequest, EngineError
+
+__all__ = ["DEFAULT_SERVER", "RedisLifecycle"]
+
+#: Debian's ``redis-server`` (a link to ``redis-check-rdb``, which dispatches on argv[0]).
+DEFAULT_SERVER = Path("/usr/bin/redis-server")
+_SERVER_NAME = "redis-server"
+_PREPARE_LOCK = ".coffer-prepare.lock"
+_PARTIAL_DATA = ".data.partial"
+_PROBE_TIMEOUT_S = 1.0
+_SECRET_BYTES = 32
+_VERSION = re.compile(r"\bv=(\d+)\.(\d+)\.\d+")
+
+
+class RedisLifecycle:
+    """The Redis ``Lifecycle``. Every method is idempotent; none keeps state."""
+
+    stop_signal: signal.Signals = signal.SIGTERM
+
+    def __init__(self, *, server: Path = DEFAULT_SERVER) -> None:
+        self._server = server
+
+    def installed_versions(self) -> list[str]:
+        """The catalog version of the installed ``redis-server`` (asks the binary)."""
+        try:
+            result = subprocess.run(
+                [str(self._server), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        match = _VERSION.search(result.stdout)
+        if result.returncode != 0 or match is None:
+            return []
+        version = f"{match[1]}.{match[2]}"
+        return [version] if version in CATALOG.versions else []
+
+    def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Create the admin password (root-only, in ``paths.root``) and an empty data
+        directory holding an ACL file with the default user disabled and the admin user,
+        unless they exist; create ``paths.run_dir``. Holds a lock file in ``paths.root``."""
+        self._check_version(spec.version)
+        user = EngineUser.lookup(paths.os_user)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        check_traversable(paths.root, user)
+        with exclusive_lock(paths.root / _PREPARE_LOCK):
+            password = _ensure_admin_secret(paths)
+            if not paths.data_dir.exists():
+                partial = paths.root / _PARTIAL_DATA
+                shutil.rmtree(partial, ignore_errors=True)
+                make_private_dir(partial, user)
+                write_private_file(
+                    partial / ACL_FILE, acl_file_with_coffer_users("", password), user
+                )
+                fsync_dir(partial)
+                os.rename(partial, paths.data_dir)
+                fsync_dir(paths.root)
+            make_private_dir(paths.run_dir, user)
+
+    def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Rewrite ``redis.conf`` whole, and make sure the ACL file disables the default
+        user and knows the admin password (rewritten only if it does not, so a running
+        server's ``ACL SAVE`` is not raced). Everything is validated before any write."""
+        if not paths.data_dir.is_dir():
+            raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
+        text = render_config(server_settings(spec, paths))
+        password = read_admin_password(paths)
+        user = EngineUser.lookup(paths.os_user)
+        write_private_file(config_path(paths), text, user)
+        try:
+            current = acl_path(paths).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = ""
+        wanted = acl_file_with_coffer_users(current, password)
+        if wanted != current:
+            write_private_file(acl_path(paths), wanted, user)
+
+    def command(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
+        """The foreground server: ``redis-server <root>/redis.conf``."""
+        self._check_version(spec.version)
+        return [str(self._server), str(config_path(paths))]
+
+    def running_pid(self, paths: InstancePaths) -> int | None:
+        """The pid in ``run/redis.pid`` if that process is alive and is a Redis server of
+        this instance's configuration (a recycled pid is not mistaken for it)."""
+        try:
+            pid = int(pid_path(paths).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _serves(pid, config_path(paths)) else None
+
+    def probe(self, paths: InstancePaths, spec: InstanceSpec) -> Probe:
+        """``PING`` as the admin user over the unix socket; within ~2 s, never raises."""
+        try:
+            with connect(paths, timeout_s=_PROBE_TIMEOUT_S) as client:
+                client.ping()
+        except Exception as exc:  # the contract: a probe reports, it never raises
+            return Probe(accepting=False, detail=describe(exc))
+        return Probe(accepting=True, detail="accepting connections")
+
+    def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Disable the default user again (it is, from the ACL file) and save the ACL
+        file in Redis's own form."""
+        with translate_errors("bootstrap"), connect(paths) as client:
+            run(client, "ACL", "SETUSER", DEFAULT_USER, "reset")
+            run(client, "ACL", "SAVE")
+
+    def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """``CONFIG SET``, in one atomic command, every live setting whose running value
+        differs from ``spec`` (parameters absent from ``spec.parameters`` go back to their
+        defaults, ``maxmemory`` follows the flavor). Restart-required ones wait for the
+        next start, from the file ``configure`` wrote."""
+        wanted = live_settings(spec)
+        with translate_errors("applying parameters"), connect(paths) as client:
+            running = _config_get(client, list(wanted))
+            changes = {name: value for name, value in wanted.items() if running.get(name) != value}
+            if changes:
+                run(client, "CONFIG", "SET", *(arg for pair in changes.items() for arg in pair))
+
+    def _check_version(self, version: str) -> None:
+        if version not in CATALOG.versions:
+            known = ", ".join(CATALOG.versions)
+            raise BadRequest(f"Redis version {version!r} is not supported (known: {known})")
+        if version not in self.installed_versions():
+            raise EngineError(f"Redis {version} is not installed on this host ({self._server})")
+
+
+def _config_get(client: Client, names: list[str]) -> dict[str, str]:
+    reply: Any = run(client, "CONFIG", "GET", *names)
+    if isinstance(reply, dict):
+        return {str(k): str(v) for k, v in reply.items()}
+    pairs = list(reply)
+    return {str(pairs[i]): str(pairs[i + 1]) for i in range(0, len(pairs) - 1, 2)}
+
+
+def _ensure_admin_secret(paths: InstancePaths) -> str:
+    """The admin password, generated into a file only the agent's account can read."""
+    path = admin_secret_path(paths)
+    try:
+        existing = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing
+    password = secrets.token_urlsafe(_SECRET_BYTES)
+    agent = EngineUser(name="agent", uid=os.geteuid(), gid=os.getegid(), home="/")
+    write_private_file(path, password + "\n", agent)
+    return password
+
+
+def _serves(pid: int, config: Path) -> bool:
+    """Whether live process ``pid`` runs ``redis-server <config>``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [os.fsdecode(arg) for arg in argv if arg]
+    if len(args) < 2 or Path(args[0]).name != _SERVER_NAME:
+        return False
+    given = Path(args[1])
+    if not given.is_absolute():
+        given = Path(f"/proc/{pid}/cwd") / given
+    try:
+        return os.path.samefile(given, config)
+    except OSError:
+        return False
