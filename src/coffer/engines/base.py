@@ -14,6 +14,7 @@ has no notion of, ``EngineError`` for failures). The agent carries them to the A
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -68,6 +69,10 @@ class Catalog(Protocol):
 
     def validate_user(self, user: UserSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``user`` cannot be created."""
+
+    def validate_parameters(self, parameters: Mapping[str, object]) -> None:
+        """Engine-specific checks of configuration values already valid per the rules
+        (e.g. a value's characters); raise ``BadRequest`` naming the parameter."""
 
     def memory_settings(self, ram_mb: int) -> dict[str, str]:
         """Engine settings derived from flavor RAM (shown to users, rendered by Lifecycle)."""

@@ -23,7 +23,7 @@ from coffer.contracts.engine import ParameterRule
 from coffer.db.models import Configuration, Datastore, DatastoreVersion, Instance
 from coffer.domain.parameters import validate_values
 from coffer.domain.states import TaskStatus
-from coffer.errors import BadRequest, NotFound
+from coffer.errors import BadRequest, NotFound, UnprocessableEntity
 from coffer.services import catalog, records
 from coffer.services.claims import claim
 from coffer.services.runtime import Runtime
@@ -45,6 +45,16 @@ class ConfigurationRecord:
 
 def rules_for(version: DatastoreVersion) -> tuple[ParameterRule, ...]:
     return engines.catalog(version.manager).parameter_rules(version.version)
+
+
+def validated(version: DatastoreVersion, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked by the rules (422) and then by the engine's own checks."""
+    clean = validate_values(rules_for(version), values)
+    try:
+        engines.catalog(version.manager).validate_parameters(clean)
+    except BadRequest as exc:
+        raise UnprocessableEntity(exc.message) from None
+    return clean
 
 
 def list_parameters(
@@ -88,7 +98,7 @@ def create(rt: Runtime, project_id: str, body: ConfigurationCreate) -> Configura
     with rt.sessions.begin() as s:
         ds = body.datastore
         ref = catalog.resolve_version(s, ds.type if ds else None, ds.version if ds else None)
-        values = validate_values(rules_for(ref.version), body.values)
+        values = validated(ref.version, body.values)
         now = utcnow()
         cfg = Configuration(
             id=str(uuid.uuid4()),
@@ -144,7 +154,7 @@ def update(
         if body.values is not None:
             base: dict[str, Any] = json.loads(cfg.values_json) if merge else {}
             base.update(body.values)
-            values = validate_values(rules_for(version), base)
+            values = validated(version, base)
             cfg.values_json = json.dumps(values, sort_keys=True)
             started = _claim_attached(rt, s, cfg, values)
         if body.name is not None:
