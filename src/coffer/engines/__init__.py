@@ -16,6 +16,7 @@ __all__ = ["Catalog", "Engine", "catalog", "engine", "known_engines"]
 #: engine name → module exposing ``CATALOG`` (pure) and ``build_engine(settings)``.
 _REGISTRY: dict[str, str] = {
     "postgresql": "coffer.engines.postgresql",
+    "mariadb": "coffer.engines.mariadb",
     "redis": "coffer.engines.redis",
 }
 

@@ -1,0 +1,203 @@
+"""MariaDB configuration text, rendered by pure functions (no I/O).
+
+One file, ``my.cnf`` in the instance root (beside, not inside, the data directory, so a
+restore that replaces the data directory keeps it), rewritten whole at each configure
+and passed as ``mariadbd --defaults-file=<root>/my.cnf``: the server reads that file
+alone, never ``/etc/mysql``. It holds one ``[mariadbd]`` group, in this order (a later
+line wins):
+
+1. defaults derived from the flavor (``CATALOG.memory_settings``, the redo log kept to
+   an eighth of the volume) and ``character_set_server = utf8mb4``;
+2. the instance's configuration-group parameters (``spec.parameters``);
+3. the settings Coffer manages: paths (data directory, socket and pid file in the
+   private run directory, temporary files there too, slow log in the data directory),
+   port and bind address, ``skip_name_resolve``, the server identity and the binary log.
+
+Errors go to stderr (no ``log_error``), which the agent sends to the instance log.
+
+The binary log is on from the start (``ROW`` format, kept 7 days) for point-in-time
+recovery and GTID replicas later; with row-based logging
+``log_bin_trust_function_creators`` is safe, and it lets tenants without SUPER create
+functions and triggers. ``server_id`` is derived from the instance id, so every clone
+of the template has its own; a GTID domain is the replication issue's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from coffer.contracts.engine import InstanceSpec
+from coffer.engines.base import InstancePaths
+from coffer.engines.mariadb.catalog import CATALOG, DEFAULT_CHARACTER_SET, parse_size
+from coffer.errors import BadRequest, EngineError
+
+__all__ = [
+    "BINLOG_BASENAME",
+    "CONFIG_FILE",
+    "MAX_SOCKET_PATH_BYTES",
+    "PID_FILE",
+    "SLOW_LOG_FILE",
+    "SOCKET_FILE",
+    "SettingValue",
+    "base_settings",
+    "config_path",
+    "pid_path",
+    "render_settings",
+    "render_value",
+    "server_id",
+    "server_settings",
+    "socket_path",
+]
+
+CONFIG_FILE = "my.cnf"
+SOCKET_FILE = "mariadbd.sock"
+PID_FILE = "mariadbd.pid"
+SLOW_LOG_FILE = "slow.log"
+BINLOG_BASENAME = "mariadb-bin"
+#: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; MariaDB refuses longer socket paths.
+MAX_SOCKET_PATH_BYTES = 107
+#: Binary logs older than this are purged (point-in-time recovery reaches this far back).
+BINLOG_EXPIRE_S = 7 * 24 * 3600
+#: Small temporary tablespace: InnoDB writes it in full at every start.
+TEMP_DATA_FILE_PATH = "ibtmp1:4M:autoextend"
+
+SettingValue = bool | int | float | str
+
+_GROUP = "[mariadbd]"
+_HEADER = "# Written by Coffer at each configure; edits here are lost. Use configuration groups.\n"
+_BARE_VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+-]+")
+_HOST_TEXT = re.compile(r"[A-Za-z0-9.:-]+")
+_SERVER_ID_SPACE = 4294967295  # server_id is 1 .. 2**32 - 1
+
+
+def config_path(paths: InstancePaths) -> Path:
+    return paths.root / CONFIG_FILE
+
+
+def socket_path(paths: InstancePaths) -> Path:
+    return paths.run_dir / SOCKET_FILE
+
+
+def pid_path(paths: InstancePaths) -> Path:
+    return paths.run_dir / PID_FILE
+
+
+def server_id(instance_id: str) -> int:
+    """A stable ``server_id`` in 1 .. 2**32-1 derived from the instance id."""
+    digest = hashlib.sha256(instance_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % _SERVER_ID_SPACE + 1
+
+
+def base_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
+    """The defaults parameters may override: flavor sizing and the server character set.
+
+    ``apply_parameters`` returns a removed parameter to the value here, if any.
+    """
+    settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
+    log_bytes = parse_size(str(settings["innodb_log_file_size"]))
+    volume_cap_mb = max(16, spec.volume_gb * 1024 // 8)
+    if log_bytes > volume_cap_mb * 1024 * 1024:
+        settings["innodb_log_file_size"] = f"{volume_cap_mb}M"
+    settings["character_set_server"] = DEFAULT_CHARACTER_SET
+    return settings
+
+
+def server_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
+    """Every setting of ``my.cnf``: defaults, then ``spec.parameters``, then the settings
+    Coffer manages (which parameters may not override).
+
+    Raises ``BadRequest`` for a refused parameter or address and ``EngineError`` for
+    instance paths MariaDB cannot use.
+    """
+    CATALOG.validate_parameters(spec.parameters)
+    settings = base_settings(spec)
+    settings.update(spec.parameters)
+    settings.update(_managed_settings(spec, paths))
+    return settings
+
+
+def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
+    _check_port(spec.port)
+    for path in (paths.data_dir, paths.run_dir):
+        _check_path(path)
+    socket = socket_path(paths)
+    if len(str(socket).encode()) > MAX_SOCKET_PATH_BYTES:
+        raise EngineError(
+            f"unix socket path {str(socket)!r} is longer than {MAX_SOCKET_PATH_BYTES} bytes; "
+            "use a shorter instance root"
+        )
+    return {
+        "datadir": str(paths.data_dir),
+        "socket": str(socket),
+        "pid_file": str(pid_path(paths)),
+        "tmpdir": str(paths.run_dir),
+        "port": spec.port,
+        "bind_address": _bind_address(spec.bind_host),
+        "skip_name_resolve": True,
+        "symbolic_links": False,
+        "innodb_temp_data_file_path": TEMP_DATA_FILE_PATH,
+        "slow_query_log_file": str(paths.data_dir / SLOW_LOG_FILE),
+        "server_id": server_id(spec.instance_id),
+        "log_bin": BINLOG_BASENAME,
+        "binlog_format": "ROW",
+        "binlog_expire_logs_seconds": BINLOG_EXPIRE_S,
+        "log_bin_trust_function_creators": True,
+        # the agent's volume guard: tenants hold no privilege that overrides read_only
+        "read_only": spec.read_only,
+    }
+
+
+def render_settings(settings: Mapping[str, SettingValue]) -> str:
+    """The text of ``my.cnf``: one ``[mariadbd]`` group, one ``name = value`` per setting."""
+    lines = [f"{name} = {render_value(value)}" for name, value in settings.items()]
+    return _HEADER + _GROUP + "\n" + "\n".join(lines) + "\n"
+
+
+def render_value(value: SettingValue) -> str:
+    """An option-file value: ``ON``/``OFF``, a number, ``""`` or a plain word.
+
+    Words may hold letters, digits and ``_.,:/@%+-`` only, so no value can carry a
+    quote, an escape, a comment or a line break into the file.
+    """
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if value == "":
+        return '""'
+    if not _BARE_VALUE.fullmatch(value):
+        raise BadRequest(
+            f"configuration value {value!r} may hold only letters, digits and '_.,:/@%+-'"
+        )
+    return value
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise BadRequest(f"port {port} is outside 1-65535")
+
+
+def _check_path(path: Path) -> None:
+    if not path.is_absolute() or not _BARE_VALUE.fullmatch(str(path)):
+        raise EngineError(
+            f"instance path {str(path)!r} must be absolute and hold only letters, digits "
+            "and '_./+-'"
+        )
+
+
+def _bind_address(bind_host: str) -> str:
+    if bind_host == "*":
+        return bind_host
+    try:
+        return str(ipaddress.ip_address(bind_host))
+    except ValueError:
+        pass
+    if _HOST_TEXT.fullmatch(bind_host):
+        return bind_host
+    raise BadRequest(f"bind host {bind_host!r} is not an IP address or host name")

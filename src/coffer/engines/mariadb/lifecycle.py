@@ -1,0 +1,235 @@
+"""Host-side lifecycle of a MariaDB instance: files, argv, adoption and probing.
+
+The agent, not this module, spawns ``command()`` as the instance's OS account in a new
+session, sends its output to ``paths.log_file`` and stops it with ``stop_signal``
+(SIGTERM is mariadbd's normal shutdown: end sessions, flush InnoDB, remove the pid file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+from coffer.contracts.engine import InstanceSpec, Probe
+from coffer.engines.base import InstancePaths
+from coffer.engines.host import (
+    EngineUser,
+    check_traversable,
+    make_private_dir,
+    write_private_file,
+)
+from coffer.engines.mariadb import statements as q
+from coffer.engines.mariadb.catalog import (
+    CATALOG,
+    INTERNAL_ADMIN,
+    INTERNAL_ADMIN_HOST,
+    ROOT_HOST,
+    ROOT_USER,
+    parse_size,
+)
+from coffer.engines.mariadb.config import (
+    base_settings,
+    config_path,
+    pid_path,
+    render_settings,
+    server_settings,
+)
+from coffer.engines.mariadb.connection import Session, connect, describe, translate_errors
+from coffer.engines.mariadb.template import clone_template, ensure_template
+from coffer.engines.templates import exclusive_lock
+from coffer.errors import BadRequest, EngineError
+
+__all__ = ["DEFAULT_INSTALL_DB", "DEFAULT_SERVER", "MariaDBLifecycle"]
+
+DEFAULT_SERVER = Path("/usr/sbin/mariadbd")
+DEFAULT_INSTALL_DB = Path("/usr/bin/mariadb-install-db")
+_PREPARE_LOCK = ".coffer-prepare.lock"
+_SERVER_NAMES = frozenset({"mariadbd", "mysqld"})
+_PROBE_TIMEOUT_S = 2
+_VERSION_TEXT = re.compile(r"\bVer\s+(\d+\.\d+)\.\d+")
+#: Database grants to anonymous accounts (install-db's open ``test``/``test_%`` grants).
+_ANONYMOUS_GRANTS = "FROM mysql.db WHERE User = ''"
+
+
+class MariaDBLifecycle:
+    """The MariaDB ``Lifecycle``. Every method is idempotent; none keeps state but a
+    cache of the installed server's version."""
+
+    stop_signal: signal.Signals = signal.SIGTERM
+
+    def __init__(
+        self,
+        *,
+        engine_user: str,
+        templates_dir: Path,
+        server: Path = DEFAULT_SERVER,
+        install_db: Path = DEFAULT_INSTALL_DB,
+    ) -> None:
+        self._engine_user = engine_user
+        self._templates_dir = templates_dir
+        self._server = server
+        self._install_db = install_db
+        self._version_cache: tuple[float, str | None] | None = None
+
+    def installed_versions(self) -> list[str]:
+        """The catalog version the installed ``mariadbd`` reports, if it is one."""
+        version = self._server_version()
+        return [version] if version in CATALOG.versions else []
+
+    def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Clone the version's template into ``paths.data_dir`` unless it exists, and
+        create ``paths.run_dir``. May block for mariadb-install-db (first use of a
+        version on this host) and holds a per-instance lock file in ``paths.root``."""
+        user = EngineUser.lookup(paths.os_user)
+        template_owner = EngineUser.lookup(self._engine_user)
+        self._check_installed(spec.version)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        check_traversable(paths.root, user)
+        with exclusive_lock(paths.root / _PREPARE_LOCK):
+            if not paths.data_dir.exists():
+                template = ensure_template(
+                    templates_dir=self._templates_dir,
+                    version=spec.version,
+                    install_db=self._install_db,
+                    user=template_owner,
+                )
+                clone_template(template, paths.data_dir, user=user)
+            make_private_dir(paths.run_dir, user)
+
+    def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Rewrite ``<root>/my.cnf`` (rendered and validated before the write)."""
+        if not (paths.data_dir / "mysql").is_dir():
+            raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
+        text = render_settings(server_settings(spec, paths))
+        write_private_file(config_path(paths), text, EngineUser.lookup(paths.os_user))
+
+    def command(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
+        """The foreground server reading only Coffer's file:
+        ``mariadbd --defaults-file=<root>/my.cnf``."""
+        self._check_installed(spec.version)
+        return [str(self._server), f"--defaults-file={config_path(paths)}"]
+
+    def running_pid(self, paths: InstancePaths) -> int | None:
+        """The pid in the pid file if that process is alive and is a mariadbd reading this
+        instance's ``my.cnf`` (a recycled pid is not mistaken for it)."""
+        try:
+            pid = int(pid_path(paths).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _serves(pid, config_path(paths)) else None
+
+    def probe(self, paths: InstancePaths, spec: InstanceSpec) -> Probe:
+        """``SELECT 1`` over the unix socket; returns within ~2 s and never raises."""
+        try:
+            with connect(
+                paths, timeout_s=_PROBE_TIMEOUT_S, read_timeout_s=_PROBE_TIMEOUT_S
+            ) as session:
+                session.execute("SELECT 1")
+        except Exception as exc:  # the contract: a probe reports, it never raises
+            return Probe(accepting=False, detail=describe(exc))
+        return Probe(accepting=True, detail="accepting connections")
+
+    def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Make the account table what Coffer expects, whatever made the data directory:
+        no anonymous accounts or open ``test`` grants, ``root`` only as the agent's
+        socket-authenticated ``root@localhost`` (and ``root@%`` if the root API enabled
+        it). A database named ``test`` is left alone: it may be a tenant's."""
+        with translate_errors("bootstrap"), connect(paths) as session:
+            for (host,) in session.execute(q.ACCOUNTS_NAMED, ("",)):
+                session.execute(*q.drop_user("", host))
+            for (host,) in session.execute(q.ACCOUNTS_NAMED, (ROOT_USER,)):
+                if host not in (INTERNAL_ADMIN_HOST, ROOT_HOST):
+                    session.execute(*q.drop_user(ROOT_USER, host))
+            session.execute(*q.socket_authenticated(INTERNAL_ADMIN, INTERNAL_ADMIN_HOST))
+            if session.execute(f"SELECT 1 {_ANONYMOUS_GRANTS}"):
+                session.execute(f"DELETE {_ANONYMOUS_GRANTS}")
+                session.execute("FLUSH PRIVILEGES")
+
+    def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """``SET GLOBAL`` every dynamic parameter: its value in ``spec.parameters``, else
+        Coffer's default for it (``config.base_settings``), else MariaDB's ``DEFAULT``.
+        Restart-required ones take effect at the next start (``configure`` wrote them)."""
+        CATALOG.validate_parameters(spec.parameters)
+        base = base_settings(spec)
+        with translate_errors("applying parameters"), connect(paths) as session:
+            for rule in CATALOG.parameter_rules(spec.version):
+                if rule.restart_required:
+                    continue
+                _set_global(session, rule.name, rule.type, spec.parameters.get(rule.name), base)
+            session.execute(f"SET GLOBAL read_only = {'ON' if spec.read_only else 'OFF'}")
+
+    def _check_installed(self, version: str) -> None:
+        if version not in CATALOG.versions:
+            known = ", ".join(CATALOG.versions)
+            raise BadRequest(f"MariaDB version {version!r} is not supported (known: {known})")
+        if version not in self.installed_versions():
+            raise EngineError(f"MariaDB {version} is not installed on this host ({self._server})")
+
+    def _server_version(self) -> str | None:
+        """``major.minor`` of the installed server (cached while the binary is unchanged)."""
+        try:
+            mtime = self._server.stat().st_mtime
+        except OSError:
+            return None
+        if self._version_cache is None or self._version_cache[0] != mtime:
+            self._version_cache = (mtime, _read_version(self._server))
+        return self._version_cache[1]
+
+
+def _set_global(
+    session: Session,
+    name: str,
+    kind: str,
+    value: object,
+    base: dict[str, bool | int | float | str],
+) -> None:
+    if value is None and name in base:
+        value = base[name]
+        if kind == "integer" and isinstance(value, str):
+            value = parse_size(value)
+    if value is None:
+        session.execute(q.set_global_default(name))
+    elif isinstance(value, bool | int | float | str):
+        session.execute(*q.set_global(name, value))
+    else:
+        raise BadRequest(f"parameter {name!r} has a value of unsupported type")
+
+
+def _read_version(server: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            [str(server), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = _VERSION_TEXT.search(result.stdout)
+    return match.group(1) if match else None
+
+
+def _serves(pid: int, config_file: Path) -> bool:
+    """Whether live process ``pid`` is a mariadbd started with ``config_file``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [os.fsdecode(arg) for arg in argv if arg]
+    if not args or Path(args[0]).name not in _SERVER_NAMES:
+        return False
+    prefix = "--defaults-file="
+    given = next((arg[len(prefix) :] for arg in args[1:] if arg.startswith(prefix)), None)
+    if given is None:
+        return False
+    given_path = Path(given)
+    if not given_path.is_absolute():
+        given_path = Path(f"/proc/{pid}/cwd") / given_path
+    try:
+        return os.path.samefile(given_path, config_file)
+    except OSError:
+        return False
