@@ -88,6 +88,8 @@ class AgentSettings(BaseSettings):
     #: "auto" (XFS loop volumes where the host allows, else directories), "xfs-loop" or
     #: "directory"
     volume_mode: str = Field(default="auto", pattern="^(auto|xfs-loop|directory)$")
+    #: "auto" (cgroup v2, else v1, else none) or "none": flavor limits on engine processes
+    limits_mode: str = Field(default="auto", pattern="^(auto|none)$")
     #: seconds between volume usage checks (the read-only guard acts on them)
     volume_check_s: float = Field(default=1.0, gt=0)
     #: a volume this full turns its instance read-only; below ``volume_writable_below`` it

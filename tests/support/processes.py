@@ -196,6 +196,7 @@ class CofferServer:
         self.proc = None
         kill_everything_under(self.data_dir)
         unmount_everything_under(self.data_dir)
+        remove_empty_cgroups()
         osusers.sweep(self.data_dir / "agent" / "instances", live=set())
         if remove:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -242,6 +243,15 @@ def unmount_everything_under(directory: Path) -> None:
         points = [line.split()[1] for line in f]
     for point in sorted((p for p in points if p.startswith(f"{directory}/")), reverse=True):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
+def remove_empty_cgroups() -> None:
+    """Teardown: drop instance cgroups with no process left (busy ones refuse rmdir)."""
+    for parent in Path("/sys/fs/cgroup").glob("*/coffer"):
+        for group in parent.iterdir():
+            if group.is_dir():
+                with contextlib.suppress(OSError):
+                    group.rmdir()
 
 
 def kill_everything_under(directory: Path) -> list[int]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from coffer import engines
 from coffer.agent import osusers
+from coffer.agent.limits import ResourceLimits
 from coffer.agent.store import InstanceStore
 from coffer.agent.supervisor import EngineSupervisor, terminate
 from coffer.agent.volumes import Usage, Volumes
@@ -31,6 +32,7 @@ class Executor:
         *,
         store: InstanceStore,
         volumes: Volumes,
+        limits: ResourceLimits,
         read_only_at: float = 0.90,
         writable_below: float = 0.85,
         engine_user: str,
@@ -39,6 +41,7 @@ class Executor:
     ) -> None:
         self.store = store
         self.volumes = volumes
+        self.limits = limits
         self._read_only_at = read_only_at
         self._writable_below = writable_below
         self._engine_user = engine_user
@@ -78,7 +81,7 @@ class Executor:
         if sup is None:
             assert self._tg is not None
             paths = self.store.paths(spec.instance_id)
-            sup = EngineSupervisor(self.engine(spec.engine), paths, spec)
+            sup = EngineSupervisor(self.engine(spec.engine), paths, spec, self.limits)
             sup.run_in(self._tg)
             self.supervisors[spec.instance_id] = sup
         sup.spec = spec
@@ -144,6 +147,7 @@ class Executor:
             await self._stop_unsupervised(spec)
         root = self.store.paths(spec.instance_id).root
         await asyncio.to_thread(self.volumes.remove, spec.instance_id, root)
+        await asyncio.to_thread(self.limits.remove, spec.instance_id)
         await asyncio.to_thread(osusers.remove_account, spec.instance_id)
         self._locks.pop(spec.instance_id, None)
         return {}

@@ -21,7 +21,7 @@ from typing import IO
 
 import httpx
 
-from coffer.agent import osusers, volumes
+from coffer.agent import limits, osusers, volumes
 from coffer.agent.control import ControlClient, NotRegistered
 from coffer.agent.executor import Executor, volume_note
 from coffer.agent.store import InstanceStore
@@ -45,11 +45,13 @@ class Agent:
         os.chmod(settings.state_dir, 0o755)  # the engine user traverses it to its data
         self.store = InstanceStore(settings.instances_dir)
         self.volumes = volumes.detect(settings.state_dir, settings.volume_mode)
+        self.limits = limits.detect(settings.limits_mode)
         settings.templates_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(settings.templates_dir, 0o755)
         self.executor = Executor(
             store=self.store,
             volumes=self.volumes,
+            limits=self.limits,
             read_only_at=settings.volume_read_only_at,
             writable_below=settings.volume_writable_below,
             engine_user=settings.engine_user,
@@ -82,6 +84,9 @@ class Agent:
         await asyncio.to_thread(self.volumes.detach_all, self.store.root)
         await self.control.aclose()
 
+    def facts(self) -> dict[str, str]:
+        return {"volumes": self.volumes.mode, "limits": self.limits.mode}
+
     async def _ensure_registered(self) -> None:
         if self.control.credential:
             return
@@ -93,6 +98,7 @@ class Agent:
                 host_name=self.settings.host_name,
                 address=self.settings.advertise_host,
                 engines=await asyncio.to_thread(self.executor.installed),
+                facts=self.facts(),
             )
         )
         self._interval = resp.heartbeat_interval_s
@@ -158,6 +164,7 @@ class Agent:
                     for iid, sup in list(self.executor.supervisors.items())
                 ],
                 engines=engines,
+                facts=self.facts(),
             )
             if not self.control.credential:
                 await asyncio.sleep(0.1)

@@ -16,6 +16,7 @@ import pwd
 import signal
 import time
 
+from coffer.agent.limits import ResourceLimits, launch_in_groups
 from coffer.contracts.engine import InstanceSpec
 from coffer.domain.states import ServiceStatus
 from coffer.engines.base import Engine, InstancePaths
@@ -49,8 +50,11 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
 
 
 class EngineSupervisor:
-    def __init__(self, engine: Engine, paths: InstancePaths, spec: InstanceSpec) -> None:
+    def __init__(
+        self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, limits: ResourceLimits
+    ) -> None:
         self.engine = engine
+        self._limits = limits
         self.paths = paths
         self.spec = spec
         self._user = pwd.getpwnam(paths.os_user)
@@ -155,11 +159,28 @@ class EngineSupervisor:
             self._pid = adopted
             log.info("adopted running engine of %s (pid %s)", self.spec.instance_id, adopted)
             return
-        await self._spawn()
+        try:
+            await self._spawn()
+        except (OSError, ValueError) as exc:
+            # never let one engine take the agent down: report it and retry with backoff
+            log.error("could not start the engine of %s: %s", self.spec.instance_id, exc)
+            self.status = ServiceStatus.FAILED
+            self._failures += 1
+            await asyncio.sleep(min(0.2 * 2 ** min(self._failures, 8), 30.0))
 
     async def _spawn(self) -> None:
-        argv = self.engine.lifecycle.command(self.paths, self.spec)
+        engine_argv = self.engine.lifecycle.command(self.paths, self.spec)
         env = {"HOME": self._user.pw_dir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        groups = await asyncio.to_thread(self._limits.apply, self.spec)
+        uid, gid = self._user.pw_uid, self._user.pw_gid
+        if groups:
+            # join the flavor's groups as root, then become the instance's account: no
+            # process of the engine ever runs outside its limits
+            argv = launch_in_groups(groups, uid, gid, engine_argv)
+            identity: dict[str, object] = {}
+        else:
+            argv = engine_argv
+            identity = {"user": uid, "group": gid, "extra_groups": []}
         with open(self.paths.log_file, "ab") as out:
             os.chmod(self.paths.log_file, 0o640)
             self._proc = await asyncio.create_subprocess_exec(
@@ -169,11 +190,9 @@ class EngineSupervisor:
                 stderr=out,
                 cwd=str(self.paths.root),
                 env=env,
-                user=self._user.pw_uid,
-                group=self._user.pw_gid,
-                extra_groups=[],
                 umask=0o077,
                 start_new_session=True,
+                **identity,  # type: ignore[arg-type]
             )
         self._pid = self._proc.pid
         self.status = ServiceStatus.RUNNING

@@ -35,6 +35,8 @@ class RegisterRequest(BaseModel):
     host_name: str
     address: str
     engines: dict[str, list[str]] = Field(default_factory=dict)
+    #: what the host permits, e.g. {"volumes": "xfs-loop", "limits": "cgroup v1 ..."}
+    facts: dict[str, str] = Field(default_factory=dict)
 
 
 class RegisterResponse(BaseModel):
@@ -80,6 +82,7 @@ class Heartbeat(BaseModel):
     seq: int
     instances: list[InstanceObservation] = Field(default_factory=list)
     engines: dict[str, list[str]] = Field(default_factory=dict)
+    facts: dict[str, str] = Field(default_factory=dict)
 
 
 class HeartbeatResponse(BaseModel):

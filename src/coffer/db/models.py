@@ -81,6 +81,8 @@ class Host(Base):
     port_min: Mapped[int] = mapped_column(Integer)
     port_max: Mapped[int] = mapped_column(Integer)
     engines: Mapped[str] = mapped_column(Text, default="")
+    #: JSON of what the host permits (volume and resource-limit modes)
+    facts: Mapped[str] = mapped_column(Text, default="{}")
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_heartbeat: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime)

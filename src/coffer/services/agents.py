@@ -56,6 +56,7 @@ def register(rt: Runtime, req: RegisterRequest) -> RegisterResponse:
             s.add(host)
         host.address = req.address
         host.engines = json.dumps(req.engines)
+        host.facts = json.dumps(req.facts)
         host.credential_hash = hash_token(credential)
         host_id = host.id
     return RegisterResponse(
@@ -113,7 +114,12 @@ def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
         accepted = s.execute(
             update(Host)
             .where(Host.id == host_id, Host.last_seq < hb.seq)
-            .values(last_seq=hb.seq, last_heartbeat=now, engines=json.dumps(hb.engines))
+            .values(
+                last_seq=hb.seq,
+                last_heartbeat=now,
+                engines=json.dumps(hb.engines),
+                facts=json.dumps(hb.facts),
+            )
         ).rowcount  # type: ignore[attr-defined]
         if accepted:
             known = {o.instance_id: o for o in hb.instances}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ def list_hosts(rt: Runtime) -> list[dict[str, Any]]:
                     "alive": alive,
                     "last_heartbeat": isoformat(host.last_heartbeat),
                     "engines": placement.host_engines(host),
+                    "facts": json.loads(host.facts or "{}"),
                     "instances": int(used or 0),
                     "ports": f"{host.port_min}-{host.port_max}",
                 }
