@@ -118,6 +118,16 @@ def test_registration_heartbeats_and_redelivery(bare_server: CofferServer) -> No
         wait_gone(c, iid, timeout=30)
 
 
+@pytest.fixture
+def server() -> Iterator[CofferServer]:
+    """A server of this test's own: the second host must not linger for other tests."""
+    srv = CofferServer()
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+
+
 def test_a_second_host_takes_instances(server: CofferServer) -> None:
     """A real `coffer agent` on another (simulated) host registers and gets placements."""
     state = short_tmpdir("cfh2-")

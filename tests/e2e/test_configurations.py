@@ -120,6 +120,7 @@ def test_group_lifecycle_on_an_instance(server: CofferServer, admin: Credentials
         )
         assert r.status_code == 200, r.text
         wait_for(lambda: setting(inst, "statement_timeout") == "5s", 30, "the patched value")
+        wait_instance(c, iid)
         assert c.get(f"/configurations/{cid}").json()["configuration"]["values"]["work_mem"] == 8192
         r = c.put(f"/configurations/{cid}", json={"configuration": {"values": {"work_mem": 16384}}})
         assert r.status_code == 202
@@ -134,6 +135,7 @@ def test_group_lifecycle_on_an_instance(server: CofferServer, admin: Credentials
             == 202
         )
         wait_for(lambda: setting(inst, "work_mem") == default_work_mem, 30, "the default back")
+        wait_instance(c, iid, status="RESTART_REQUIRED", operating=None)
         assert "configuration" not in c.get(f"/instances/{iid}").json()["instance"]
         assert c.delete(f"/configurations/{cid}").status_code == 202
         assert c.get(f"/configurations/{cid}").status_code == 404

@@ -120,6 +120,7 @@ def test_redis_lifecycle(server: CofferServer, admin: Credentials) -> None:
         wait_for(
             lambda: info(inst, "maxmemory_policy") == "noeviction", 30, "the default policy back"
         )
+        wait_instance(c, iid)
         assert c.delete(f"/instances/{iid}").status_code == 202
         wait_gone(c, iid)
         assert c.delete(f"/configurations/{cid}").status_code == 202

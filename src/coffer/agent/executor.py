@@ -19,7 +19,7 @@ from coffer.agent.volumes import Usage, Volumes
 from coffer.contracts.agent_v1 import AgentCommand, CommandKind
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
 from coffer.engines.base import Admin, Engine
-from coffer.errors import BadRequest, EngineError, NotFound
+from coffer.errors import BadRequest, CofferError, EngineError, NotFound
 
 log = logging.getLogger("coffer.agent.executor")
 
@@ -69,6 +69,15 @@ class Executor:
             except Exception:  # an engine whose libraries are missing is simply absent
                 log.exception("engine %s unavailable", name)
         return out
+
+    async def warm_up(self) -> None:
+        """Build every installed engine version's template in the background."""
+        for name, versions in (await asyncio.to_thread(self.installed)).items():
+            for version in versions:
+                try:
+                    await asyncio.to_thread(self.engine(name).lifecycle.warm_up, version)
+                except CofferError as exc:
+                    log.warning("could not prepare %s %s ahead of time: %s", name, version, exc)
 
     async def resume(self, tg: asyncio.TaskGroup) -> None:
         """Supervise every instance recorded on disk (adopting engines still running)."""

@@ -74,6 +74,7 @@ class Agent:
                 tg.create_task(self._poller(tg), name="poller"),
                 tg.create_task(self._reporter(), name="reporter"),
                 tg.create_task(self._usage_scanner(), name="usage"),
+                tg.create_task(self.executor.warm_up(), name="warm-up"),
             ]
             await stop.wait()
             log.info("stopping: shutting down %d engine(s)", len(self.executor.supervisors))

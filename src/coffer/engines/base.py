@@ -97,6 +97,11 @@ class Lifecycle(Protocol):
         """Versions whose binaries exist on this host."""
         ...
 
+    def warm_up(self, version: str) -> None:
+        """Build whatever makes the next ``prepare`` of ``version`` fast (e.g. a template
+        data directory). Idempotent; may block for seconds; the agent runs it in the
+        background at start-up."""
+
     def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Create the data directory (owned by the engine user, mode 0700) if it is absent.
 

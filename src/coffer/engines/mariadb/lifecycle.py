@@ -79,6 +79,16 @@ class MariaDBLifecycle:
         version = self._server_version()
         return [version] if version in CATALOG.versions else []
 
+    def warm_up(self, version: str) -> None:
+        """Build the mariadb-install-db template of ``version`` now."""
+        self._check_installed(version)
+        ensure_template(
+            templates_dir=self._templates_dir,
+            version=version,
+            install_db=self._install_db,
+            user=EngineUser.lookup(self._engine_user),
+        )
+
     def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Clone the version's template into ``paths.data_dir`` unless it exists, and
         create ``paths.run_dir``. May block for mariadb-install-db (first use of a

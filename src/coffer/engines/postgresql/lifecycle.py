@@ -64,6 +64,15 @@ class PostgresLifecycle:
         """Catalog versions whose server binary exists on this host."""
         return [v for v in CATALOG.versions if (self._bin_dir(v) / "postgres").is_file()]
 
+    def warm_up(self, version: str) -> None:
+        """Build the initdb template of ``version`` now, so no create waits for it."""
+        ensure_template(
+            templates_dir=self._templates_dir,
+            version=version,
+            bin_dir=self._installed_bin_dir(version),
+            user=EngineUser.lookup(self._engine_user),
+        )
+
     def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Clone the version's template into ``paths.data_dir`` unless it exists, and
         create ``paths.run_dir``. May block for an initdb (first use of a version on this

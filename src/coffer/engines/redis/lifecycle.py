@@ -86,6 +86,9 @@ class RedisLifecycle:
         version = f"{match[1]}.{match[2]}"
         return [version] if version in CATALOG.versions else []
 
+    def warm_up(self, version: str) -> None:
+        """Nothing to build: a Redis instance starts from an empty directory."""
+
     def prepare(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Create the admin password (root-only, in ``paths.root``) and an empty data
         directory holding an ACL file with the default user disabled and the admin user,
