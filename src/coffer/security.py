@@ -20,11 +20,14 @@ _NONCE = 12
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    """256 random bits as hex: safe in headers, URLs and command lines (never starts
+    with '-', which argument parsers would take for an option)."""
+    return secrets.token_hex(32)
 
 
 def new_password() -> str:
-    return secrets.token_urlsafe(18)
+    """128 random bits as hex, acceptable to every engine's password rules and shells."""
+    return secrets.token_hex(16)
 
 
 def hash_token(token: str) -> str:

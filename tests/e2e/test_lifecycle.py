@@ -114,6 +114,11 @@ def test_users_databases_and_root(server: CofferServer, admin: Credentials) -> N
         )
         names = {d["name"] for d in c.get(f"/instances/{iid}/databases").json()["databases"]}
         assert names == {"shop", "extra"}
+        first = c.get(f"/instances/{iid}/databases", params={"limit": 1}).json()
+        assert first["databases"] == [{"name": "extra"}]
+        assert "marker=extra" in first["links"][0]["href"]
+        rest = c.get(f"/instances/{iid}/databases", params={"limit": 1, "marker": "extra"}).json()
+        assert rest == {"databases": [{"name": "shop"}]}
 
         body = {
             "users": [{"name": "bob", "password": "bob-pw-1", "databases": [{"name": "extra"}]}]
@@ -173,6 +178,8 @@ def test_users_databases_and_root(server: CofferServer, admin: Credentials) -> N
         assert {d["name"] for d in c.get(f"/instances/{iid}/databases").json()["databases"]} == {
             "shop"
         }
+        shown = c.get(f"/mgmt/instances/{iid}").json()["instance"]
+        assert shown["server"]["name"] == "local" and shown["task_description"] == "NONE"
         assert c.delete(f"/instances/{iid}").status_code == 202
         wait_gone(c, iid)
 

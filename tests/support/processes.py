@@ -39,17 +39,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-_first_block = random.Random(os.getpid()).randrange(400)
+_FIRST_PORT, _LAST_PORT = 23000, 31999  # below 23000: engine integration tests' ranges
+_first_block = random.Random(os.getpid()).randrange((_LAST_PORT - _FIRST_PORT + 1) // 40)
 
 
 def engine_port_range(size: int = 40) -> str:
-    """A block of engine ports below the ephemeral range (16000-31999), one per server.
+    """A block of engine ports below the ephemeral range (23000-31999), one per server.
 
     Blocks follow each other from a random start per process, so parallel test workers
     (and other test runs on the machine) almost never share one.
     """
-    block = (_first_block + next(_blocks)) % (16000 // size)
-    base = 16000 + block * size
+    block = (_first_block + next(_blocks)) % ((_LAST_PORT - _FIRST_PORT + 1) // size)
+    base = _FIRST_PORT + block * size
     return f"{base}-{base + size - 1}"
 
 

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
 from coffer.api.routes.common import PREFIX, accepted, no_content
 from coffer.contracts.api_v1 import (
@@ -45,12 +46,32 @@ def _user_view(u: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _page(
+    key: str, items: list[dict[str, Any]], request: Request, limit: int | None, marker: str | None
+) -> dict[str, Any]:
+    """Trove's limit/marker pagination over names, sorted as Trove lists them."""
+    items = sorted(items, key=lambda item: (item["name"], item.get("host", "")))
+    url = str(request.url.remove_query_params(["limit", "marker"]))
+    page, links = views.paginate(items, limit, marker, url, key="name")
+    out: dict[str, Any] = {key: page}
+    if links:
+        out["links"] = links
+    return out
+
+
 @router.get("/databases")
 async def list_databases(
-    project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
+    project_id: str,
+    instance_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    limit: int | None = None,
+    marker: str | None = None,
 ) -> dict[str, Any]:
     result = await admin_ops.call(rt, scope(who, project_id), instance_id, "list_databases", {})
-    return {"databases": [{"name": d["name"]} for d in result["databases"]]}
+    dbs = [{"name": d["name"]} for d in result["databases"]]
+    return _page("databases", dbs, request, limit, marker)
 
 
 @router.post("/databases")
@@ -86,10 +107,16 @@ async def delete_database(
 
 @router.get("/users")
 async def list_users(
-    project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
+    project_id: str,
+    instance_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    limit: int | None = None,
+    marker: str | None = None,
 ) -> dict[str, Any]:
     result = await admin_ops.call(rt, scope(who, project_id), instance_id, "list_users", {})
-    return {"users": [_user_view(u) for u in result["users"]]}
+    return _page("users", [_user_view(u) for u in result["users"]], request, limit, marker)
 
 
 @router.post("/users")

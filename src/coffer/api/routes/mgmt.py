@@ -38,6 +38,26 @@ def mgmt_instances(
     }
 
 
+@router.get("/instances/{instance_id}")
+def mgmt_instance(
+    project_id: str, instance_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    """Trove mgmt show: any project's instance, with its host and volume details."""
+    who.require_admin()
+    rec = instances.get(rt, None, instance_id)
+    out = views.instance(view_context(request, rt, who, project_id), rec, detail=True)
+    out["server"] = {
+        "id": rec.host.id,
+        "name": rec.host.name,
+        "host": rec.host.name,
+        "tenant_id": rec.instance.project_id,
+        "addresses": out["addresses"],
+    }
+    out["task_description"] = rec.instance.task_status
+    out["deleted"] = rec.instance.deleted
+    return {"instance": out}
+
+
 @router.get("/quotas/{target}")
 def show_quotas(project_id: str, target: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     who.check_project(target)
