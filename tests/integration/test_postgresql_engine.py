@@ -32,6 +32,8 @@ ENGINE_USER = "coffer"
 PG_VERSION = "15"
 
 pytestmark = [
+    # its tests share one engine server: keep them on one xdist worker
+    pytest.mark.xdist_group("test_postgresql_engine"),
     pytest.mark.integration,
     pytest.mark.skipif(
         not Path(f"/usr/lib/postgresql/{PG_VERSION}/bin/postgres").is_file(),

@@ -42,6 +42,8 @@ SERVER = Path("/usr/bin/redis-server")
 REFUSED = r"has no permissions to run|command not allowed"
 
 pytestmark = [
+    # its tests share one engine server: keep them on one xdist worker
+    pytest.mark.xdist_group("test_redis_engine"),
     pytest.mark.integration,
     pytest.mark.skipif(not SERVER.is_file(), reason="redis-server is not installed"),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run engines as another user"),
