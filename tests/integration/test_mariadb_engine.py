@@ -579,7 +579,9 @@ def test_apply_parameters_changes_the_running_server(server: Server) -> None:
     assert server.query(globals_sql) == [
         (150, 0.5, 1, "latin1", "STRICT_ALL_TABLES,NO_ZERO_DATE", 16 * 1024 * 1024)
     ]
-    conn = server.tcp("app", "s3cret'pw", "shop")
+    server.admin.create_databases([DatabaseSpec(name="tuning")])
+    server.admin.create_users([UserSpec(name="tuner", password="tuner-pw", databases=("tuning",))])
+    conn = server.tcp("tuner", "tuner-pw", "tuning")
     assert run(conn, "SELECT @@max_connections, @@long_query_time") == [(150, 0.5)]
     conn.close()
     assert "innodb_log_file_size = 67108864" in (server.paths.root / "my.cnf").read_text()

@@ -108,5 +108,8 @@ def run_as(user: EngineUser, argv: Sequence[str], *, what: str) -> None:
         check=False,
     )
     if result.returncode != 0:
-        tail = result.stderr.strip()[-_STDERR_TAIL:]
+        # some tools (mariadb-install-db) report their errors on stdout
+        tail = (result.stdout.strip()[-_STDERR_TAIL // 2 :] + " | " + result.stderr.strip())[
+            -_STDERR_TAIL:
+        ]
         raise EngineError(f"{what} failed (exit {result.returncode}): {tail}")

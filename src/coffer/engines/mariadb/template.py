@@ -13,6 +13,7 @@ does not resize it.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from coffer.engines import templates
@@ -25,6 +26,9 @@ TEMPLATE_LOG_FILE_SIZE = "16M"
 # Run after the system tables are made: the proxy grant install-db gives root on the
 # build host's name would be kept in every clone and warned about at every start.
 _CLEANUP_SQL = "DELETE FROM mysql.proxies_priv WHERE Host <> 'localhost';\n"
+
+
+_HOST_LOCK = Path(tempfile.gettempdir()) / "coffer-mariadb-install-db.lock"
 
 
 def ensure_template(
@@ -50,7 +54,10 @@ def ensure_template(
                 f"--extra-file={extra}",
                 f"--innodb-log-file-size={TEMPLATE_LOG_FILE_SIZE}",
             ]
-            run_as(user, argv, what="mariadb-install-db")
+            # Concurrent install-db runs on one host fail now and then (seen with three
+            # at once); builds are rare, so serialise them host-wide.
+            with templates.exclusive_lock(_HOST_LOCK):
+                run_as(user, argv, what="mariadb-install-db")
         finally:
             extra.unlink(missing_ok=True)
 
