@@ -91,3 +91,27 @@ def delete_instances(
             time.sleep(0.2)
     for iid in doomed:
         wait_gone(c, iid, timeout=max(1.0, end - time.monotonic()))
+
+
+def flavor_id(c: httpx.Client, name: str) -> str:
+    """The id of the flavor called ``name``."""
+    r = c.get("/flavors")
+    assert r.status_code == 200, r.text
+    (fid,) = [str(f["id"]) for f in r.json()["flavors"] if f["name"] == name]
+    return fid
+
+
+def delete_configurations(
+    c: httpx.Client, *, ids: Iterable[str] = (), names: Iterable[str] = ()
+) -> None:
+    """Teardown safety net: delete this project's configuration groups that have one of these
+    ids or names (detach them first: attached groups are refused). Idempotent."""
+    ids, names = set(ids), set(names)
+    listed = c.get("/configurations")
+    assert listed.status_code == 200, listed.text
+    doomed = {
+        g["id"] for g in listed.json()["configurations"] if g["id"] in ids or g["name"] in names
+    }
+    for cid in doomed:
+        r = c.delete(f"/configurations/{cid}")
+        assert r.status_code in (202, 404), r.text

@@ -40,16 +40,29 @@ def free_port() -> int:
 
 
 _FIRST_PORT, _LAST_PORT = 23000, 31999  # below 23000: engine integration tests' ranges
-_first_block = random.Random(os.getpid()).randrange((_LAST_PORT - _FIRST_PORT + 1) // 40)
+
+
+def _worker_blocks(size: int) -> range:
+    """This xdist worker's own share of the port blocks (the whole range without xdist)."""
+    total = (_LAST_PORT - _FIRST_PORT + 1) // size
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    share = total // max(workers, 1)
+    return range(index * share, (index + 1) * share)
+
+
+_first_block = random.Random(os.getpid()).randrange(1 << 16)
 
 
 def engine_port_range(size: int = 40) -> str:
     """A block of engine ports below the ephemeral range (23000-31999), one per server.
 
-    Blocks follow each other from a random start per process, so parallel test workers
-    (and other test runs on the machine) almost never share one.
+    Each xdist worker draws from its own share of blocks, from a random start per process
+    (so other test runs on the machine rarely meet the same ports either).
     """
-    block = (_first_block + next(_blocks)) % ((_LAST_PORT - _FIRST_PORT + 1) // size)
+    blocks = _worker_blocks(size)
+    block = blocks[(_first_block + next(_blocks)) % len(blocks)]
     base = _FIRST_PORT + block * size
     return f"{base}-{base + size - 1}"
 

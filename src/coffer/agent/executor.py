@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from coffer import engines
@@ -18,7 +19,8 @@ from coffer.agent.supervisor import EngineSupervisor, terminate
 from coffer.agent.volumes import Usage, Volumes
 from coffer.contracts.agent_v1 import AgentCommand, CommandKind
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
-from coffer.engines.base import Admin, Engine
+from coffer.engines.base import Admin, Engine, InstancePaths
+from coffer.engines.host import EngineUser, chown_tree
 from coffer.errors import BadRequest, CofferError, EngineError, NotFound
 
 log = logging.getLogger("coffer.agent.executor")
@@ -70,12 +72,31 @@ class Executor:
                 log.exception("engine %s unavailable", name)
         return out
 
+    def _volume_template(self, engine: Engine, spec: InstanceSpec) -> Path | None:
+        """The volume image new instances of ``spec``'s engine version are cloned from."""
+
+        def fill(mount_point: Path) -> None:
+            engine.lifecycle.prepare(InstancePaths(mount_point, os_user=self._engine_user), spec)
+
+        return self.volumes.template(f"{spec.engine}-{spec.version}", fill)
+
     async def warm_up(self) -> None:
-        """Build every installed engine version's template in the background."""
+        """Build every installed engine version's templates in the background."""
         for name, versions in (await asyncio.to_thread(self.installed)).items():
             for version in versions:
+                engine = self.engine(name)
+                spec = InstanceSpec(
+                    instance_id="template",
+                    engine=name,
+                    version=version,
+                    port=1,
+                    ram_mb=256,
+                    vcpus=1,
+                    volume_gb=1,
+                )
                 try:
-                    await asyncio.to_thread(self.engine(name).lifecycle.warm_up, version)
+                    await asyncio.to_thread(engine.lifecycle.warm_up, version)
+                    await asyncio.to_thread(self._volume_template, engine, spec)
                 except CofferError as exc:
                     log.warning("could not prepare %s %s ahead of time: %s", name, version, exc)
 
@@ -134,9 +155,18 @@ class Executor:
 
     async def _ensure(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
         engine = self._check_installed(spec)
-        await asyncio.to_thread(osusers.ensure_account, spec.instance_id, self.store.root)
+        account = await asyncio.to_thread(osusers.ensure_account, spec.instance_id, self.store.root)
         root = self.store.paths(spec.instance_id).root
-        await asyncio.to_thread(self.volumes.attach, spec.instance_id, root, spec.volume_gb)
+        template = await asyncio.to_thread(self._volume_template, engine, spec)
+        fresh = not root.exists() or not any(root.iterdir())
+        await asyncio.to_thread(
+            self.volumes.attach, spec.instance_id, root, spec.volume_gb, template
+        )
+        if template is not None and fresh:
+            # the clone carries the template owner's files: hand its data to the instance
+            # (the volume's root stays root's: the agent's records live there)
+            data_dir = self.store.paths(spec.instance_id).data_dir
+            await asyncio.to_thread(chown_tree, data_dir, EngineUser.lookup(account))
         paths = self.store.save(spec)
         await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
         await asyncio.to_thread(engine.lifecycle.configure, paths, spec)

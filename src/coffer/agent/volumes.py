@@ -1,8 +1,11 @@
 """Instance volumes: a real filesystem of the requested size where the host allows it.
 
-* ``LoopVolumes`` — one sparse image file per instance, formatted XFS (reflink on) and
-  loop-mounted at the instance's root: writes past the size fail with ENOSPC instead of
-  filling the host, and ``grow`` enlarges the filesystem online.
+* ``LoopVolumes`` — one sparse image file per instance, formatted XFS and loop-mounted at
+  the instance's root: writes past the size fail with ENOSPC instead of filling the host,
+  and ``grow`` enlarges the filesystem online. The images live in a host "pool": one big
+  sparse XFS image (reflink on) loop-mounted under the agent's state directory, so a new
+  volume is a reflink copy of a pre-filled template image (an engine's data directory
+  already in place): instant, and sharing blocks until written.
 * ``DirectoryVolumes`` — a plain directory; the size is only accounted (reported usage
   against the requested size), for hosts where loop devices or XFS are unavailable.
 
@@ -19,11 +22,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from coffer.agent.store import disk_usage_bytes
+from coffer.engines.templates import exclusive_lock
 from coffer.errors import EngineError
 
 log = logging.getLogger("coffer.agent.volumes")
@@ -42,8 +47,14 @@ class Usage:
 class Volumes(Protocol):
     mode: str
 
-    def attach(self, instance_id: str, root: Path, size_gb: int) -> None:
-        """Make ``root`` a mounted volume of ``size_gb`` (created on first use)."""
+    def template(self, name: str, fill: Callable[[Path], None]) -> Path | None:
+        """A volume image named ``name`` pre-filled once by ``fill(mount_point)``, for
+        ``attach`` to clone; None where this kind of volume has no templates."""
+        ...
+
+    def attach(self, instance_id: str, root: Path, size_gb: int, template: Path | None) -> None:
+        """Make ``root`` a mounted volume of ``size_gb`` (created on first use, as a
+        clone of ``template`` when given)."""
 
     def grow(self, instance_id: str, root: Path, size_gb: int) -> None:
         """Enlarge the volume online to ``size_gb`` (never shrinks)."""
@@ -63,7 +74,10 @@ class Volumes(Protocol):
 class DirectoryVolumes:
     mode = "directory"
 
-    def attach(self, instance_id: str, root: Path, size_gb: int) -> None:
+    def template(self, name: str, fill: Callable[[Path], None]) -> Path | None:
+        return None
+
+    def attach(self, instance_id: str, root: Path, size_gb: int, template: Path | None) -> None:
         root.mkdir(parents=True, exist_ok=True)
 
     def grow(self, instance_id: str, root: Path, size_gb: int) -> None:
@@ -85,23 +99,55 @@ class DirectoryVolumes:
 class LoopVolumes:
     mode = "xfs-loop"
 
-    def __init__(self, images_dir: Path) -> None:
-        self.images_dir = images_dir
-        images_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, state_dir: Path) -> None:
+        self.pool = state_dir / "pool"
+        self.pool_image = state_dir / "pool.img"
+        _mount_pool(self.pool_image, self.pool)
+        self.images_dir = self.pool / "volumes"
+        self.templates_dir = self.pool / "templates"
+        for directory in (self.images_dir, self.templates_dir):
+            directory.mkdir(exist_ok=True)
+            os.chmod(directory, 0o755)  # engine accounts traverse to their templates
 
     def image(self, instance_id: str) -> Path:
         return self.images_dir / f"{instance_id}.img"
 
-    def attach(self, instance_id: str, root: Path, size_gb: int) -> None:
+    def template(self, name: str, fill: Callable[[Path], None]) -> Path | None:
+        target = self.templates_dir / f"{name}.img"
+        if target.exists():
+            return target
+        with exclusive_lock(self.templates_dir / f".{name}.lock"):
+            if target.exists():
+                return target
+            partial = target.with_suffix(".partial")
+            mnt = self.templates_dir / f".{name}.mnt"
+            partial.unlink(missing_ok=True)
+            _make_xfs(partial, _XFS_MIN_BYTES)
+            mnt.mkdir(exist_ok=True)
+            _run(["mount", "-o", "loop,noatime", str(partial), str(mnt)], "mount")
+            try:
+                os.chmod(mnt, 0o755)
+                fill(mnt)
+            finally:
+                _unmount(mnt)
+                mnt.rmdir()
+            os.rename(partial, target)
+        return target
+
+    def attach(self, instance_id: str, root: Path, size_gb: int, template: Path | None) -> None:
         image = self.image(instance_id)
         if not image.exists():
             partial = image.with_suffix(".partial")
-            _truncate(partial, size_gb * _GB)
-            _run(["mkfs.xfs", "-q", "-m", "reflink=1", str(partial)], "mkfs.xfs")
+            if template is None:
+                _make_xfs(partial, size_gb * _GB)
+            else:
+                _run(["cp", "--reflink=always", str(template), str(partial)], "cp --reflink")
+                _truncate(partial, size_gb * _GB)
             os.rename(partial, image)
         root.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(root):
-            _run(["mount", "-o", "loop,noatime", str(image), str(root)], "mount")
+            _run(["mount", "-o", _INSTANCE_MOUNT, str(image), str(root)], "mount")
+            _run(["xfs_growfs", str(root)], "xfs_growfs")  # a clone starts at its template's size
         os.chmod(root, 0o755)
 
     def grow(self, instance_id: str, root: Path, size_gb: int) -> None:
@@ -123,15 +169,17 @@ class LoopVolumes:
         self.image(instance_id).unlink(missing_ok=True)
 
     def reattach_all(self, instances_dir: Path) -> None:
+        _mount_pool(self.pool_image, self.pool)
         for image in sorted(self.images_dir.glob("*.img")):
             root = instances_dir / image.stem
             root.mkdir(parents=True, exist_ok=True)
             if not os.path.ismount(root):
-                _run(["mount", "-o", "loop,noatime", str(image), str(root)], "mount")
+                _run(["mount", "-o", _INSTANCE_MOUNT, str(image), str(root)], "mount")
 
     def detach_all(self, instances_dir: Path) -> None:
         for image in sorted(self.images_dir.glob("*.img")):
             _unmount(instances_dir / image.stem)
+        _unmount(self.pool)
 
 
 def detect(state_dir: Path, forced: str = "auto") -> Volumes:
@@ -140,8 +188,8 @@ def detect(state_dir: Path, forced: str = "auto") -> Volumes:
         return DirectoryVolumes()
     reason = _loop_xfs_problem(state_dir)
     if reason is None:
-        log.info("volumes: XFS images on loop devices (real sizes, online growth)")
-        return LoopVolumes(state_dir / "volumes")
+        log.info("volumes: XFS images on loop devices, cloned by reflink from templates")
+        return LoopVolumes(state_dir)
     if forced == "xfs-loop":
         raise EngineError(f"XFS loop volumes were asked for but are unavailable: {reason}")
     log.warning("volumes: plain directories with usage accounting (%s)", reason)
@@ -168,6 +216,31 @@ def _loop_xfs_problem(state_dir: Path) -> str | None:
         with contextlib.suppress(EngineError):
             _unmount(probe / "mnt")
         shutil.rmtree(probe, ignore_errors=True)
+
+
+#: clones of one template share its filesystem UUID, which XFS refuses twice by default
+_INSTANCE_MOUNT = "loop,noatime,nouuid"
+#: the pool is sparse: it takes host space only as volumes are written (and discard
+#: gives deleted blocks back)
+_POOL_BYTES = 256 * _GB
+
+
+def _mount_pool(image: Path, pool: Path) -> None:
+    if os.path.ismount(pool):
+        return
+    if not image.exists():
+        partial = image.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        _make_xfs(partial, _POOL_BYTES)
+        os.rename(partial, image)
+    pool.mkdir(exist_ok=True)
+    _run(["mount", "-o", "loop,noatime,discard", str(image), str(pool)], "mount")
+    os.chmod(pool, 0o755)
+
+
+def _make_xfs(path: Path, size: int) -> None:
+    _truncate(path, size)
+    _run(["mkfs.xfs", "-q", "-m", "reflink=1", str(path)], "mkfs.xfs")
 
 
 def _truncate(path: Path, size: int) -> None:

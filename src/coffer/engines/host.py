@@ -18,7 +18,14 @@ from pathlib import Path
 
 from coffer.errors import EngineError
 
-__all__ = ["EngineUser", "check_traversable", "make_private_dir", "run_as", "write_private_file"]
+__all__ = [
+    "EngineUser",
+    "check_traversable",
+    "chown_tree",
+    "make_private_dir",
+    "run_as",
+    "write_private_file",
+]
 
 _STDERR_TAIL = 2000
 
@@ -113,3 +120,11 @@ def run_as(user: EngineUser, argv: Sequence[str], *, what: str) -> None:
             -_STDERR_TAIL:
         ]
         raise EngineError(f"{what} failed (exit {result.returncode}): {tail}")
+
+
+def chown_tree(root: Path, user: EngineUser) -> None:
+    """Give ``root`` and everything under it to ``user`` (symlinks not followed)."""
+    os.chown(root, user.uid, user.gid)
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(directory, name), user.uid, user.gid, follow_symlinks=False)

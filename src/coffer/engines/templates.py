@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from coffer.engines.host import EngineUser, check_traversable, make_private_dir
+from coffer.engines.host import EngineUser, check_traversable, chown_tree, make_private_dir
 from coffer.errors import EngineError
 
 __all__ = ["clone_template", "ensure_template", "exclusive_lock", "fsync_dir"]
@@ -62,19 +62,11 @@ def clone_template(
     if copied.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise EngineError(f"copying the data directory template failed: {copied.stderr.strip()}")
-    _chown_tree(partial, user)
+    chown_tree(partial, user)
     os.chmod(partial, 0o700)
     sync(partial)
     os.rename(partial, data_dir)
     fsync_dir(data_dir.parent)
-
-
-def _chown_tree(root: Path, user: EngineUser) -> None:
-    """Give the whole copy to the instance's own user (the template has another owner)."""
-    os.chown(root, user.uid, user.gid)
-    for directory, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            os.chown(os.path.join(directory, name), user.uid, user.gid, follow_symlinks=False)
 
 
 @contextmanager
