@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +32,13 @@ class BenchRun:
 
 
 @contextmanager
-def bench_run(*, keep_server_data: bool = False) -> Iterator[BenchRun]:
-    """Start a Coffer server; at exit (also on errors and Ctrl-C) delete the instances
-    in ``created``, stop the server and kill and remove everything under ``scratch``."""
-    run = BenchRun(server=CofferServer(), scratch=short_tmpdir("bench-"))
+def bench_run(
+    *, keep_server_data: bool = False, server_env: Mapping[str, str] | None = None
+) -> Iterator[BenchRun]:
+    """Start a Coffer server (with ``server_env`` added to its environment); at exit (also
+    on errors and Ctrl-C) delete the instances in ``created``, stop the server and kill
+    and remove everything under ``scratch``."""
+    run = BenchRun(server=CofferServer(env=dict(server_env or {})), scratch=short_tmpdir("bench-"))
     try:
         run.server.start()
         yield run

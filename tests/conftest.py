@@ -16,6 +16,18 @@ from tests.support.processes import CofferServer, Credentials
 METADATA = ["sqlite", "postgresql"]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report carries the end of its Coffer server's and agent's logs."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" and report.failed:
+        for name in ("fresh_server", "server"):
+            srv = getattr(item, "funcargs", {}).get(name)
+            if isinstance(srv, CofferServer):
+                report.sections.append((f"Coffer logs ({name})", srv.log_tail(80)))
+
+
 @pytest.fixture(scope="session")
 def metadata_postgres() -> Iterator[MetadataPostgres]:
     pg = MetadataPostgres()

@@ -22,6 +22,9 @@ from coffer.settings import ServerSettings
 
 log = logging.getLogger("coffer.local_agent")
 
+#: how often the watcher looks for a dead agent
+_WATCH_POLL_S = 0.5
+
 
 def agent_lock_path(state_dir: Path) -> Path:
     return state_dir / "agent.lock"
@@ -100,16 +103,28 @@ class LocalAgent:
         log.info("started the local agent (pid %s)", self._proc.pid)
 
     def _watch(self) -> None:
-        interval = self._settings.local_agent_restart_s
-        if interval <= 0:
+        """Restart the agent ``local_agent_restart_s`` seconds after it is seen dead."""
+        delay = self._settings.local_agent_restart_s
+        if delay <= 0:
             return
-        while not self._stopping.wait(interval):
+        dead_since: float | None = None
+        while not self._stopping.wait(min(delay, _WATCH_POLL_S)):
             if self._proc is not None and self._proc.poll() is not None:
                 self._proc = None
+            if self._proc is not None or running_agent_pid(self.state_dir) is not None:
+                dead_since = None
+                continue
+            if dead_since is None:
+                dead_since = time.monotonic()
+                log.warning("the local agent is not running; restarting it in %.0f s", delay)
+            if time.monotonic() - dead_since < delay:
+                continue
             try:
                 self._ensure_running()
+                dead_since = None
             except OSError:
                 log.exception("could not start the local agent")
+                dead_since = time.monotonic()
 
 
 def _client_host(bind_host: str) -> str:

@@ -479,8 +479,9 @@ def test_update_user_renames_and_changes_password(server: Server) -> None:
         admin.update_user("new_name", "%", UserUpdate(host="10.0.0.1"))
     with pytest.raises(BadRequest, match="nothing to change"):
         admin.update_user("new_name", "%", UserUpdate())
+    admin.create_users([UserSpec(name="taken", password="pw")])
     with pytest.raises(BadRequest, match="already exists"):
-        admin.update_user("new_name", "%", UserUpdate(name="app"))
+        admin.update_user("new_name", "%", UserUpdate(name="taken"))
 
 
 def test_delete_user_closes_its_connections(server: Server) -> None:

@@ -26,6 +26,11 @@ log = logging.getLogger("coffer.agent.supervisor")
 
 _CHECK_S = 0.25
 _STOP_GRACE_S = 30.0
+#: after SIGKILL, how long to wait for the group to vanish (a process stuck in the kernel
+#: cannot be hurried; the caller gets an error instead of a hang)
+_KILL_WAIT_S = 30.0
+#: how long close() waits for the supervising loop to notice it must end
+_LOOP_EXIT_S = 10.0
 #: a start waited on fails after this many consecutive crashes (e.g. its port is taken)
 _GIVE_UP_AFTER = 3
 
@@ -64,6 +69,10 @@ class EngineSupervisor:
         self._proc: asyncio.subprocess.Process | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        #: held while the engine process is being started or stopped, so a stop can never
+        #: miss a process that a concurrent start is still spawning
+        self._process_lock = asyncio.Lock()
         self._failures = 0
 
     # -- public ------------------------------------------------------------------------
@@ -96,12 +105,18 @@ class EngineSupervisor:
         await self.start(timeout_s)
 
     async def close(self) -> None:
-        """Stop the engine and the supervising task (instance deleted or agent exiting)."""
+        """End the supervising loop, then stop the engine (instance deleted or agent
+        exiting). Nothing can restart the engine afterwards."""
+        self._closed = True
+        self._want_running = False
+        self._wake.set()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            _, pending = await asyncio.wait({task}, timeout=_LOOP_EXIT_S)
+            if pending:
+                task.cancel()
+                await asyncio.wait({task}, timeout=_LOOP_EXIT_S)
         await self.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def wait_accepting(self, timeout_s: float) -> None:
         end = time.monotonic() + timeout_s
@@ -130,7 +145,7 @@ class EngineSupervisor:
 
     async def _loop(self) -> None:
         last_probe = 0.0
-        while True:
+        while not self._closed:
             if self._want_running and (self._pid is None or not _alive(self._pid)):
                 await self._bring_up()
             elif self._want_running and time.monotonic() - last_probe >= 1.0:
@@ -141,8 +156,11 @@ class EngineSupervisor:
                 if self.status is not ServiceStatus.RESTARTING:
                     self.status = self.accepting_status() if accepting else ServiceStatus.RUNNING
             self._wake.clear()
+            if self._closed:
+                return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _CHECK_S)
+                async with asyncio.timeout(_CHECK_S):
+                    await self._wake.wait()
 
     async def _bring_up(self) -> None:
         if self._pid is not None:
@@ -152,21 +170,23 @@ class EngineSupervisor:
             self._pid = None
             self._failures += 1
             await asyncio.sleep(min(0.2 * 2 ** min(self._failures, 8), 30.0))
-            if not self._want_running:
+        async with self._process_lock:
+            if not self._want_running or (self._pid is not None and _alive(self._pid)):
+                return  # stopped, or started by someone else, while we waited
+            adopted = await asyncio.to_thread(self.engine.lifecycle.running_pid, self.paths)
+            if adopted is not None:
+                self._pid = adopted
+                log.info("adopted running engine of %s (pid %s)", self.spec.instance_id, adopted)
                 return
-        adopted = await asyncio.to_thread(self.engine.lifecycle.running_pid, self.paths)
-        if adopted is not None:
-            self._pid = adopted
-            log.info("adopted running engine of %s (pid %s)", self.spec.instance_id, adopted)
-            return
-        try:
-            await self._spawn()
-        except (OSError, ValueError) as exc:
-            # never let one engine take the agent down: report it and retry with backoff
-            log.error("could not start the engine of %s: %s", self.spec.instance_id, exc)
-            self.status = ServiceStatus.FAILED
-            self._failures += 1
-            await asyncio.sleep(min(0.2 * 2 ** min(self._failures, 8), 30.0))
+            try:
+                await self._spawn()
+                return
+            except (OSError, ValueError) as exc:
+                # never let one engine take the agent down: report it and retry with backoff
+                log.error("could not start the engine of %s: %s", self.spec.instance_id, exc)
+                self.status = ServiceStatus.FAILED
+                self._failures += 1
+        await asyncio.sleep(min(0.2 * 2 ** min(self._failures, 8), 30.0))
 
     async def _spawn(self) -> None:
         engine_argv = self.engine.lifecycle.command(self.paths, self.spec)
@@ -204,13 +224,14 @@ class EngineSupervisor:
         self._wake.set()
 
     async def _terminate(self) -> None:
-        pid = self._pid
-        if pid is None:
-            pid = await asyncio.to_thread(self.engine.lifecycle.running_pid, self.paths)
-        if pid is not None:
-            await terminate(pid, self.engine.lifecycle.stop_signal)
-        self._pid = None
-        self._proc = None
+        async with self._process_lock:
+            pid = self._pid
+            if pid is None:
+                pid = await asyncio.to_thread(self.engine.lifecycle.running_pid, self.paths)
+            if pid is not None:
+                await terminate(pid, self.engine.lifecycle.stop_signal)
+            self._pid = None
+            self._proc = None
 
     async def _probe(self) -> bool:
         probe = await asyncio.to_thread(self.engine.lifecycle.probe, self.paths, self.spec)
@@ -225,7 +246,10 @@ async def terminate(pid: int, stop_signal: signal.Signals) -> None:
     while time.monotonic() < end and _alive(pid):
         await asyncio.sleep(0.05)
     _kill_group(pid, signal.SIGKILL)
+    end = time.monotonic() + _KILL_WAIT_S
     while _group_alive(pid):
+        if time.monotonic() > end:
+            raise EngineError(f"engine processes {_group_members(pid)} ignore SIGKILL")
         await asyncio.sleep(0.05)
 
 
