@@ -1,6 +1,6 @@
 """The MariaDB engine: ``catalog`` (pure), ``config`` and ``statements`` (pure rendering),
 ``lifecycle`` (files and processes on the host), ``admin`` (users, databases, grants,
-root).
+root), ``backup`` (physical backups with mariadb-backup).
 
 Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
 importing ``coffer.engines.mariadb.catalog`` in the control plane pulls in no PyMySQL.
@@ -22,8 +22,11 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     ``templates_dir``, owned by ``engine_user``; each instance runs as ``paths.os_user``."""
     from coffer.engines.base import Engine
     from coffer.engines.mariadb.admin import MariaDBAdmin
+    from coffer.engines.mariadb.backup import MariaDBBackups
     from coffer.engines.mariadb.catalog import CATALOG
     from coffer.engines.mariadb.lifecycle import MariaDBLifecycle
 
     lifecycle = MariaDBLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
-    return Engine(catalog=CATALOG, lifecycle=lifecycle, admin=MariaDBAdmin)
+    return Engine(
+        catalog=CATALOG, lifecycle=lifecycle, admin=MariaDBAdmin, backups=MariaDBBackups()
+    )

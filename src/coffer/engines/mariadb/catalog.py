@@ -363,6 +363,8 @@ class MariaDBCatalog:
     name: str = "mariadb"
     default_version: str = "10.11"
     versions: tuple[str, ...] = ("10.11",)
+    #: mariadb-backup takes incrementals by LSN (``coffer.engines.mariadb.backup``)
+    incremental_backups: bool = True
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""

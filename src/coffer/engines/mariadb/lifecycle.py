@@ -42,11 +42,12 @@ from coffer.engines.mariadb.template import clone_template, ensure_template
 from coffer.engines.templates import exclusive_lock
 from coffer.errors import BadRequest, EngineError
 
-__all__ = ["DEFAULT_INSTALL_DB", "DEFAULT_SERVER", "MariaDBLifecycle"]
+__all__ = ["DEFAULT_INSTALL_DB", "DEFAULT_SERVER", "PREPARE_LOCK", "MariaDBLifecycle"]
 
 DEFAULT_SERVER = Path("/usr/sbin/mariadbd")
 DEFAULT_INSTALL_DB = Path("/usr/bin/mariadb-install-db")
-_PREPARE_LOCK = ".coffer-prepare.lock"
+#: Held while a data directory is being made (``prepare``, or a backup restore).
+PREPARE_LOCK = ".coffer-prepare.lock"
 _SERVER_NAMES = frozenset({"mariadbd", "mysqld"})
 _PROBE_TIMEOUT_S = 2
 _VERSION_TEXT = re.compile(r"\bVer\s+(\d+\.\d+)\.\d+")
@@ -98,7 +99,7 @@ class MariaDBLifecycle:
         self._check_installed(spec.version)
         paths.root.mkdir(parents=True, exist_ok=True)
         check_traversable(paths.root, user)
-        with exclusive_lock(paths.root / _PREPARE_LOCK):
+        with exclusive_lock(paths.root / PREPARE_LOCK):
             if not paths.data_dir.exists():
                 template = ensure_template(
                     templates_dir=self._templates_dir,
