@@ -15,9 +15,10 @@ Exceptions::
     │                                   (status, fault, message from Trove's envelope)
     ├── CofferConnectionError           the server could not be reached, or did not answer
     ├── CofferResponseError             the server's reply is not what the API promises
-    ├── CofferAmbiguousNameError        a name given for an instance matches several
+    ├── CofferAmbiguousNameError        a name given for an instance or backup matches several
     └── CofferWaitError                 a wait ended without reaching its goal
         ├── CofferInstanceFailedError   the instance went to status ERROR
+        ├── CofferBackupFailedError     the backup went to FAILED or DELETE_FAILED
         └── CofferWaitTimeoutError      the deadline passed first
 
 Passwords given to this client travel only in request bodies: they are never part of a
@@ -40,6 +41,7 @@ __all__ = [
     "READY_STATUS",
     "CofferAPIError",
     "CofferAmbiguousNameError",
+    "CofferBackupFailedError",
     "CofferClient",
     "CofferClientError",
     "CofferConnectionError",
@@ -57,12 +59,15 @@ __all__ = [
 ]
 
 JSONObject = dict[str, Any]
-#: Called on every poll of a wait with the instance view and the seconds elapsed.
+#: Called on every poll of a wait with the instance (or backup) view and the seconds elapsed.
 ProgressCallback = Callable[[JSONObject, float], None]
 
 READY_STATUS = "ACTIVE"
 READY_OPERATING_STATUS = "HEALTHY"
 ERROR_STATUS = "ERROR"
+BACKUP_COMPLETED = "COMPLETED"
+BACKUP_FAILED = "FAILED"
+BACKUP_DELETE_FAILED = "DELETE_FAILED"
 
 
 class Credentials(TypedDict):
@@ -120,23 +125,40 @@ class CofferResponseError(CofferClientError):
 
 
 class CofferAmbiguousNameError(CofferClientError):
-    """A name given where one instance is meant matches several; use the id."""
+    """A name given where one instance (or one ``kind`` of thing) is meant matches several;
+    use the id."""
 
-    def __init__(self, name: str, ids: Sequence[str]) -> None:
+    def __init__(self, name: str, ids: Sequence[str], *, kind: str = "instance") -> None:
         super().__init__(
-            f"{len(ids)} instances are named {name!r} ({', '.join(ids)}); use the id instead"
+            f"{len(ids)} {kind}s are named {name!r} ({', '.join(ids)}); use the id instead"
         )
         self.name = name
         self.ids = tuple(ids)
+        self.kind = kind
 
 
 class CofferWaitError(CofferClientError):
-    """A wait ended without reaching its goal; ``instance`` is the last view seen."""
+    """A wait ended without reaching its goal; ``instance`` is the last view seen.
 
-    def __init__(self, message: str, *, instance_id: str, instance: JSONObject | None) -> None:
+    A backup wait sets ``backup_id`` and ``backup`` (its last view, None if none was
+    seen); its ``instance_id`` is then the backed-up instance's ('' if unknown) and
+    ``instance`` is None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        instance_id: str,
+        instance: JSONObject | None,
+        backup_id: str | None = None,
+        backup: JSONObject | None = None,
+    ) -> None:
         super().__init__(message)
         self.instance_id = instance_id
         self.instance = instance
+        self.backup_id = backup_id
+        self.backup = backup
 
 
 class CofferInstanceFailedError(CofferWaitError):
@@ -148,17 +170,27 @@ class CofferInstanceFailedError(CofferWaitError):
         return fault if isinstance(fault, dict) else None
 
 
+class CofferBackupFailedError(CofferWaitError):
+    """The backup went to FAILED (or DELETE_FAILED while deleting); ``fail_reason`` says
+    why, as the server recorded it."""
+
+    @property
+    def fail_reason(self) -> str | None:
+        reason = (self.backup or {}).get("fail_reason")
+        return str(reason) if reason else None
+
+
 class CofferWaitTimeoutError(CofferWaitError):
-    """The wait's deadline passed before the instance reached the goal."""
+    """The wait's deadline passed before the instance (or backup) reached the goal."""
 
 
 # --------------------------------------------------------------------------- request specs
 
 
 class WaitUntil(StrEnum):
-    """What ``wait_for_instance`` waits for."""
+    """What ``wait_for_instance`` and ``wait_for_backup`` wait for."""
 
-    #: status ACTIVE and operating_status HEALTHY
+    #: an instance: status ACTIVE and operating_status HEALTHY; a backup: status COMPLETED
     READY = "ready"
     #: GET answers 404
     DELETED = "deleted"
@@ -396,21 +428,33 @@ class CofferClient:
         name: str,
         *,
         flavor: str,
-        datastore: str,
+        datastore: str | None = None,
         datastore_version: str | None = None,
         volume_size: int | None = None,
         databases: Sequence[str] = (),
         users: Sequence[UserSpec] = (),
+        backup: str | None = None,
     ) -> JSONObject:
         """Ask for a new instance; returns its view (status BUILD). Wait with
-        ``wait_for_instance``."""
+        ``wait_for_instance``.
+
+        ``backup`` (a backup id) restores that backup into the new instance (Trove's
+        ``restorePoint``); the datastore then comes from the backup, so leave
+        ``datastore`` out or name the backup's. Without ``backup`` and ``datastore`` the
+        server's default datastore is used.
+        """
         instance: JSONObject = {"name": name, "flavorRef": flavor}
         if volume_size is not None:
             instance["volume"] = {"size": volume_size}
-        store: JSONObject = {"type": datastore}
+        store: JSONObject = {}
+        if datastore is not None:
+            store["type"] = datastore
         if datastore_version is not None:
             store["version"] = datastore_version
-        instance["datastore"] = store
+        if store:
+            instance["datastore"] = store
+        if backup is not None:
+            instance["restorePoint"] = {"backupRef": backup}
         if databases:
             instance["databases"] = [{"name": db} for db in databases]
         if users:
@@ -510,6 +554,175 @@ class CofferClient:
                     f"({_describe_status(last_view)}){problem}",
                     instance_id=instance_id,
                     instance=last_view,
+                )
+            time.sleep(max(0.0, min(interval, deadline - now)))
+
+    # ----------------------------------------------------------------------- backups
+
+    def list_backups(
+        self,
+        *,
+        instance: str | None = None,
+        datastore: str | None = None,
+        all_projects: bool = False,
+    ) -> list[JSONObject]:
+        """This project's backups, newest first; filtered by instance id or datastore
+        (name or id). ``all_projects`` (admin) lists every project's."""
+        params: dict[str, str] = {}
+        if instance is not None:
+            params["instance_id"] = instance
+        if datastore is not None:
+            params["datastore"] = datastore
+        if all_projects:
+            params["all_projects"] = "true"
+        return self._list("/backups", "backups", params=params)
+
+    def list_instance_backups(self, instance_id: str) -> list[JSONObject]:
+        """The backups of one instance, newest first."""
+        return self._list(f"{_instance_path(instance_id)}/backups", "backups")
+
+    def get_backup(self, backup_id: str) -> JSONObject:
+        return self._get_object(_backup_path(backup_id), "backup")
+
+    def find_backup(self, name_or_id: str) -> JSONObject:
+        """The backup whose id, or else whose unique name, is ``name_or_id``.
+
+        Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
+        several of this project's backups share the name.
+        """
+        try:
+            return self.get_backup(name_or_id)
+        except CofferAPIError as exc:
+            if not exc.not_found:
+                raise
+        matches = [b for b in self.list_backups() if b.get("name") == name_or_id]
+        if not matches:
+            raise CofferAPIError(
+                404, "itemNotFound", f"no backup has the id or name {name_or_id!r}"
+            )
+        if len(matches) > 1:
+            ids = [str(b.get("id")) for b in matches]
+            raise CofferAmbiguousNameError(name_or_id, ids, kind="backup")
+        return self.get_backup(str(matches[0]["id"]))
+
+    def create_backup(
+        self,
+        instance_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        parent_id: str | None = None,
+        incremental: bool = False,
+    ) -> JSONObject:
+        """Start a backup of the instance; returns its view (status NEW). Wait with
+        ``wait_for_backup``.
+
+        ``parent_id`` makes an incremental on that backup; ``incremental`` one on the
+        instance's latest completed backup (a full one if there is none). Giving both is
+        a ``ValueError``.
+        """
+        if parent_id is not None and incremental:
+            raise ValueError(
+                "give parent_id (an incremental on that backup) or incremental (one on the "
+                "latest backup), not both"
+            )
+        backup: JSONObject = {"name": name, "instance": instance_id}
+        if description is not None:
+            backup["description"] = description
+        if parent_id is not None:
+            backup["parent_id"] = parent_id
+        if incremental:
+            backup["incremental"] = 1
+        reply = self.request("POST", "/backups", body={"backup": backup})
+        return _object(reply, "backup", "/backups")
+
+    def delete_backup(self, backup_id: str) -> None:
+        """Start deleting the backup and every incremental built on it (those first);
+        then GET answers 404."""
+        self.request("DELETE", _backup_path(backup_id))
+
+    @overload
+    def wait_for_backup(
+        self,
+        backup_id: str,
+        *,
+        until: Literal[WaitUntil.READY] = ...,
+        timeout: float = ...,
+        interval: float = ...,
+        on_progress: ProgressCallback | None = ...,
+    ) -> JSONObject: ...
+
+    @overload
+    def wait_for_backup(
+        self,
+        backup_id: str,
+        *,
+        until: Literal[WaitUntil.DELETED],
+        timeout: float = ...,
+        interval: float = ...,
+        on_progress: ProgressCallback | None = ...,
+    ) -> None: ...
+
+    def wait_for_backup(
+        self,
+        backup_id: str,
+        *,
+        until: WaitUntil = WaitUntil.READY,
+        timeout: float = 3600.0,
+        interval: float = 2.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> JSONObject | None:
+        """Poll the backup every ``interval`` seconds until ``until`` holds; may block up
+        to ``timeout`` seconds. ``on_progress`` sees every view (``progress_bytes``, when
+        the server sends it, is what has been streamed so far).
+
+        READY returns the final view (status COMPLETED); status FAILED raises
+        ``CofferBackupFailedError`` carrying the backup's ``fail_reason``. DELETED
+        returns None once GET answers 404; status DELETE_FAILED raises
+        ``CofferBackupFailedError``, except that a backup already DELETE_FAILED at the
+        first poll (a retried delete) fails the wait only when the server records a new
+        failure (its ``updated`` changes). The deadline raises
+        ``CofferWaitTimeoutError``. An unreachable server is polled again until the
+        deadline, so a wait survives a server restart.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        last_view: JSONObject | None = None
+        earlier_failure: Any = None
+        while True:
+            problem = ""
+            try:
+                view = self.get_backup(backup_id)
+            except CofferAPIError as exc:
+                if exc.not_found and until is WaitUntil.DELETED:
+                    return None
+                raise
+            except CofferConnectionError as exc:
+                problem = f"; last error: {exc}"
+            else:
+                if last_view is None and view.get("status") == BACKUP_DELETE_FAILED:
+                    earlier_failure = view.get("updated")
+                last_view = view
+                if on_progress is not None:
+                    on_progress(view, time.monotonic() - start)
+                status = view.get("status")
+                if until is WaitUntil.READY:
+                    if status == BACKUP_COMPLETED:
+                        return view
+                    if status in (BACKUP_FAILED, BACKUP_DELETE_FAILED):
+                        raise _backup_failed(backup_id, view)
+                elif status == BACKUP_DELETE_FAILED and view.get("updated") != earlier_failure:
+                    raise _backup_failed(backup_id, view)
+            now = time.monotonic()
+            if now >= deadline:
+                goal = "COMPLETED" if until is WaitUntil.READY else "deleted"
+                seen = "never seen" if last_view is None else f"status {last_view.get('status')}"
+                raise CofferWaitTimeoutError(
+                    f"backup {backup_id} is not {goal} after {timeout:g}s ({seen}){problem}",
+                    instance_id=str((last_view or {}).get("instance_id") or ""),
+                    instance=None,
+                    backup_id=backup_id,
+                    backup=last_view,
                 )
             time.sleep(max(0.0, min(interval, deadline - now)))
 
@@ -676,6 +889,10 @@ def _instance_path(instance_id: str) -> str:
     return f"/instances/{_segment(instance_id)}"
 
 
+def _backup_path(backup_id: str) -> str:
+    return f"/backups/{_segment(backup_id)}"
+
+
 def _user_path(instance_id: str, name: str, host: str | None) -> str:
     return f"{_instance_path(instance_id)}/users/{user_path_segment(name, host)}"
 
@@ -770,3 +987,17 @@ def _instance_failed(instance_id: str, view: JSONObject) -> CofferInstanceFailed
     message = f"instance {name} ({instance_id}) went to ERROR"
     message += f": {_one_line(str(reason))}" if reason else " (no fault recorded)"
     return CofferInstanceFailedError(message, instance_id=instance_id, instance=view)
+
+
+def _backup_failed(backup_id: str, view: JSONObject) -> CofferBackupFailedError:
+    reason = view.get("fail_reason")
+    name = view.get("name") or backup_id
+    message = f"backup {name} ({backup_id}) went to {view.get('status')}"
+    message += f": {_one_line(str(reason))}" if reason else " (no reason recorded)"
+    return CofferBackupFailedError(
+        message,
+        instance_id=str(view.get("instance_id") or ""),
+        instance=None,
+        backup_id=backup_id,
+        backup=view,
+    )

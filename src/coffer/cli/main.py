@@ -16,7 +16,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from coffer.cli import databases, datastores, flavors, instances, projects, quotas, root, users
+from coffer.cli import (
+    backups,
+    databases,
+    datastores,
+    flavors,
+    instances,
+    projects,
+    quotas,
+    root,
+    users,
+)
 from coffer.cli.config import CredentialsError
 from coffer.cli.output import JsonOption
 from coffer.cli.state import CliHooks, CliState
@@ -71,6 +81,7 @@ app.add_typer(instances.app, name="instance")
 app.add_typer(databases.app, name="database")
 app.add_typer(users.app, name="user")
 app.add_typer(root.app, name="root")
+app.add_typer(backups.app, name="backup")
 app.add_typer(flavors.app, name="flavor")
 app.add_typer(datastores.app, name="datastore")
 app.add_typer(quotas.app, name="quota")
