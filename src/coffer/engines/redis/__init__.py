@@ -1,5 +1,6 @@
 """The Redis engine: ``catalog`` (pure), ``config`` and ``acl`` (pure rendering),
-``lifecycle`` (files and processes on the host), ``admin`` (ACL users and root).
+``lifecycle`` (files and processes on the host), ``admin`` (ACL users and root),
+``backup`` (RDB snapshots with the ACL users, full only).
 
 Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
 importing ``coffer.engines.redis.catalog`` in the control plane pulls in no redis-py.
@@ -20,7 +21,14 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     its own ``paths.os_user``, so ``engine_user`` and ``templates_dir`` are not used."""
     from coffer.engines.base import Engine
     from coffer.engines.redis.admin import RedisAdmin
+    from coffer.engines.redis.backup import RedisBackups
     from coffer.engines.redis.catalog import CATALOG
     from coffer.engines.redis.lifecycle import RedisLifecycle
 
-    return Engine(catalog=CATALOG, lifecycle=RedisLifecycle(), admin=RedisAdmin)
+    lifecycle = RedisLifecycle()
+    return Engine(
+        catalog=CATALOG,
+        lifecycle=lifecycle,
+        admin=RedisAdmin,
+        backups=RedisBackups(lifecycle),
+    )

@@ -18,6 +18,11 @@ Memory
     copy-on-write of background saves; ``maxmemory-policy`` defaults to ``noeviction``:
     a full instance refuses writes with an OOM error instead of silently dropping keys.
 
+Backups
+    Full only (an RDB snapshot and the ACL users, ``coffer.engines.redis.backup``):
+    ``incremental_backups`` is False, so the control plane answers incremental requests
+    with 501.
+
 Parameters (configuration groups)
     Only the parameters in ``PARAMETER_RULES`` may be set; everything else (ports,
     sockets, files, persistence, ACL, modules, renamed commands, replication) is managed
@@ -210,6 +215,8 @@ class RedisCatalog:
     name: str = "redis"
     default_version: str = "7.0"
     versions: tuple[str, ...] = ("7.0",)
+    #: full RDB snapshots only: Redis has no notion of an incremental snapshot
+    incremental_backups: bool = False
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Always ``NotImplementedByDatastore``: Redis has no databases."""

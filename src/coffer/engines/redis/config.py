@@ -9,7 +9,10 @@ Files of one instance (``paths`` is its ``InstancePaths``):
 * ``root/coffer-admin.secret`` — the password of Coffer's admin ACL user; owned by the
   agent (root), mode 0600, never in the data directory, never logged.
 * ``data/users.acl`` — the ACL users (``aclfile``), kept by Redis's ``ACL SAVE``.
-* ``data/dump.rdb`` and ``data/appendonlydir/`` — RDB snapshots and the append-only file.
+* ``data/dump.rdb`` and ``data/appendonlydir/`` — RDB snapshots and the append-only file
+  (Redis 7's multi-part AOF: ``appendonly.aof.manifest`` names a base file, an RDB, and
+  the incremental files written after it). With ``appendonly yes`` Redis loads the AOF
+  and ignores ``dump.rdb``; a restore therefore lays its snapshot down as the AOF base.
 * ``run/redis.sock`` and ``run/redis.pid`` — the private unix socket (0700) and pid file.
 
 Settings are rendered in one pass, with no directive twice: Coffer's managed settings,
@@ -32,16 +35,22 @@ from coffer.errors import BadRequest, EngineError
 __all__ = [
     "ACL_FILE",
     "ADMIN_SECRET_FILE",
+    "AOF_DIR",
+    "AOF_FILE",
     "CONFIG_FILE",
     "MAX_SOCKET_PATH_BYTES",
     "PID_FILE",
+    "RDB_FILE",
     "SOCKET_FILE",
     "SettingValue",
     "acl_path",
     "admin_secret_path",
+    "aof_dir",
+    "aof_manifest_path",
     "config_path",
     "live_settings",
     "pid_path",
+    "rdb_path",
     "redis_string",
     "render_config",
     "render_value",
@@ -52,6 +61,11 @@ __all__ = [
 CONFIG_FILE = "redis.conf"
 ADMIN_SECRET_FILE = "coffer-admin.secret"
 ACL_FILE = "users.acl"
+#: ``dbfilename``: where ``BGSAVE`` and the save points write the RDB snapshot
+RDB_FILE = "dump.rdb"
+#: ``appenddirname`` (under the data directory) and ``appendfilename`` (its files' prefix)
+AOF_DIR = "appendonlydir"
+AOF_FILE = "appendonly.aof"
 SOCKET_FILE = "redis.sock"
 PID_FILE = "redis.pid"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; Redis refuses longer socket paths.
@@ -79,6 +93,19 @@ def admin_secret_path(paths: InstancePaths) -> Path:
 
 def acl_path(paths: InstancePaths) -> Path:
     return paths.data_dir / ACL_FILE
+
+
+def rdb_path(paths: InstancePaths) -> Path:
+    return paths.data_dir / RDB_FILE
+
+
+def aof_dir(paths: InstancePaths) -> Path:
+    return paths.data_dir / AOF_DIR
+
+
+def aof_manifest_path(paths: InstancePaths) -> Path:
+    """The multi-part AOF manifest: one ``file <name> seq <n> type <b|h|i>`` line a file."""
+    return aof_dir(paths) / f"{AOF_FILE}.manifest"
 
 
 def socket_path(paths: InstancePaths) -> Path:
@@ -136,12 +163,12 @@ def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Set
         "loglevel": "notice",
         "always-show-logo": False,
         "dir": str(paths.data_dir),
-        "dbfilename": "dump.rdb",
+        "dbfilename": RDB_FILE,
         "save": SAVE_POINTS,
         "stop-writes-on-bgsave-error": True,
         "appendonly": True,
-        "appenddirname": "appendonlydir",
-        "appendfilename": "appendonly.aof",
+        "appenddirname": AOF_DIR,
+        "appendfilename": AOF_FILE,
         "aclfile": str(acl_path(paths)),
         "sanitize-dump-payload": "clients",
         "enable-protected-configs": "no",

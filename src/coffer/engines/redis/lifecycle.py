@@ -13,7 +13,9 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,7 @@ from coffer.engines.redis.connection import (
 from coffer.engines.templates import exclusive_lock, fsync_dir
 from coffer.errors import BadRequest, EngineError
 
-__all__ = ["DEFAULT_SERVER", "RedisLifecycle"]
+__all__ = ["DEFAULT_SERVER", "DataFill", "RedisLifecycle"]
 
 #: Debian's ``redis-server`` (a link to ``redis-check-rdb``, which dispatches on argv[0]).
 DEFAULT_SERVER = Path("/usr/bin/redis-server")
@@ -59,9 +61,14 @@ _PROBE_TIMEOUT_S = 1.0
 _SECRET_BYTES = 32
 _VERSION = re.compile(r"\bv=(\d+)\.(\d+)\.\d+")
 
+#: writes a new data directory's files into the empty directory it is given and returns
+#: the ACL users to keep (``RedisLifecycle.prepare_from``)
+DataFill = Callable[[Path], str]
+
 
 class RedisLifecycle:
-    """The Redis ``Lifecycle``. Every method is idempotent; none keeps state."""
+    """The Redis ``Lifecycle``. Every method but ``prepare_from`` (a restore's, which
+    needs an absent data directory) is idempotent; none keeps state."""
 
     stop_signal: signal.Signals = signal.SIGTERM
 
@@ -93,23 +100,21 @@ class RedisLifecycle:
         """Create the admin password (root-only, in ``paths.root``) and an empty data
         directory holding an ACL file with the default user disabled and the admin user,
         unless they exist; create ``paths.run_dir``. Holds a lock file in ``paths.root``."""
-        self._check_version(spec.version)
-        user = EngineUser.lookup(paths.os_user)
-        paths.root.mkdir(parents=True, exist_ok=True)
-        check_traversable(paths.root, user)
-        with exclusive_lock(paths.root / _PREPARE_LOCK):
-            password = _ensure_admin_secret(paths)
-            if not paths.data_dir.exists():
-                partial = paths.root / _PARTIAL_DATA
-                shutil.rmtree(partial, ignore_errors=True)
-                make_private_dir(partial, user)
-                write_private_file(
-                    partial / ACL_FILE, acl_file_with_coffer_users("", password), user
-                )
-                fsync_dir(partial)
-                os.rename(partial, paths.data_dir)
-                fsync_dir(paths.root)
-            make_private_dir(paths.run_dir, user)
+        self._lay_down(paths, spec, fill=None)
+
+    def prepare_from(self, paths: InstancePaths, spec: InstanceSpec, fill: DataFill) -> None:
+        """``prepare`` for a data directory that must be absent, filled by ``fill``.
+
+        ``fill(partial)`` writes the data files into the empty directory ``partial`` and
+        returns the ACL users to keep (``user ...`` lines; any ``default`` or admin line
+        is replaced as ``configure`` would). Then the ACL file is written, everything is
+        given to the instance account (directories 0700, files 0600), fsynced and renamed
+        into ``paths.data_dir``; the admin password and ``paths.run_dir`` are made as
+        ``prepare`` makes them. If ``fill`` raises, the partial directory is removed and
+        the exception propagates: no data directory, password or run directory is left.
+        ``EngineError`` if ``paths.data_dir`` exists (nothing is changed then).
+        """
+        self._lay_down(paths, spec, fill=fill)
 
     def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Rewrite ``redis.conf`` whole, and make sure the ACL file disables the default
@@ -171,12 +176,65 @@ class RedisLifecycle:
             if changes:
                 run(client, "CONFIG", "SET", *(arg for pair in changes.items() for arg in pair))
 
+    def _lay_down(self, paths: InstancePaths, spec: InstanceSpec, fill: DataFill | None) -> None:
+        self._check_version(spec.version)
+        user = EngineUser.lookup(paths.os_user)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        check_traversable(paths.root, user)
+        with exclusive_lock(paths.root / _PREPARE_LOCK):
+            if not paths.data_dir.exists():
+                _lay_down_data_dir(paths, user, fill)
+            elif fill is not None:
+                raise EngineError(
+                    f"cannot restore into {str(paths.data_dir)!r}: a data directory exists there"
+                )
+            else:
+                _ensure_admin_secret(paths)
+            make_private_dir(paths.run_dir, user)
+
     def _check_version(self, version: str) -> None:
         if version not in CATALOG.versions:
             known = ", ".join(CATALOG.versions)
             raise BadRequest(f"Redis version {version!r} is not supported (known: {known})")
         if version not in self.installed_versions():
             raise EngineError(f"Redis {version} is not installed on this host ({self._server})")
+
+
+def _lay_down_data_dir(paths: InstancePaths, user: EngineUser, fill: DataFill | None) -> None:
+    """Build ``paths.data_dir`` (absent) aside and rename it into place. The caller
+    holds the prepare lock (the partial directory is shared)."""
+    partial = paths.root / _PARTIAL_DATA
+    shutil.rmtree(partial, ignore_errors=True)
+    make_private_dir(partial, user)
+    try:
+        users = "" if fill is None else fill(partial)
+        password = _ensure_admin_secret(paths)
+        write_private_file(partial / ACL_FILE, acl_file_with_coffer_users(users, password), user)
+        _give_to(partial, user)
+        os.rename(partial, paths.data_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    fsync_dir(paths.root)
+
+
+def _give_to(tree: Path, user: EngineUser) -> None:
+    """Own ``tree`` by ``user``, directories 0700 and regular files 0600, all fsynced;
+    ``EngineError`` for anything else in it (no symlink is followed)."""
+    for directory, _dirs, files in os.walk(tree, topdown=False):
+        for name in files:
+            fd = os.open(Path(directory, name), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise EngineError(f"{name!r} in a new data directory is not a regular file")
+                os.fchown(fd, user.uid, user.gid)
+                os.fchmod(fd, 0o600)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.chown(directory, user.uid, user.gid)
+        os.chmod(directory, 0o700)
+        fsync_dir(Path(directory))
 
 
 def _config_get(client: Client, names: list[str]) -> dict[str, str]:
