@@ -1,5 +1,6 @@
 """The PostgreSQL engine: ``catalog`` (pure), ``config`` (pure rendering), ``lifecycle``
-(files and processes on the host), ``admin`` (users, databases, grants, root).
+(files and processes on the host), ``admin`` (users, databases, grants, root),
+``backup`` (physical backups and restores).
 
 Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
 importing ``coffer.engines.postgresql.catalog`` in the control plane pulls in no psycopg.
@@ -21,8 +22,14 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     ``templates_dir``, owned by ``engine_user``; each instance runs as ``paths.os_user``."""
     from coffer.engines.base import Engine
     from coffer.engines.postgresql.admin import PostgresAdmin
+    from coffer.engines.postgresql.backup import PostgresBackups
     from coffer.engines.postgresql.catalog import CATALOG
     from coffer.engines.postgresql.lifecycle import PostgresLifecycle
 
     lifecycle = PostgresLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
-    return Engine(catalog=CATALOG, lifecycle=lifecycle, admin=PostgresAdmin)
+    return Engine(
+        catalog=CATALOG,
+        lifecycle=lifecycle,
+        admin=PostgresAdmin,
+        backups=PostgresBackups(lifecycle),
+    )

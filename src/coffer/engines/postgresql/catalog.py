@@ -116,6 +116,11 @@ _MANAGED_PARAMETERS = frozenset(
         "logging_collector",
         "fsync",
         "cluster_name",
+        # continuous archiving and restores depend on these
+        "wal_level",
+        "archive_mode",
+        "hot_standby",
+        "recovery_target_action",
     }
 )
 _UNSAFE_PARAMETERS = frozenset(
@@ -192,6 +197,8 @@ class PostgresCatalog:
     default_version: str = "15"
     #: versions Coffer can run; a host runs those whose binaries it has (Debian 12: 15)
     versions: tuple[str, ...] = ("15", "16")
+    #: incrementals are the archived WAL since the parent (``engines.postgresql.backup``)
+    incremental_backups: bool = True
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""

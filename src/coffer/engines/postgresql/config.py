@@ -10,8 +10,23 @@ File layout in the data directory:
   instance's parameters), rewritten whole at each configure. It is read after
   ``postgresql.conf`` and so wins over it; only ``postgresql.auto.conf`` (``ALTER SYSTEM``,
   open to root users alone) is read later.
-* ``pg_hba.conf`` — rewritten whole: trust on the private unix socket, the internal
-  superuser refused over TCP, scram-sha-256 for everyone else.
+* ``pg_hba.conf`` — rewritten whole: trust on the private unix socket (also for
+  replication connections, which ``pg_basebackup`` needs), the internal superuser
+  refused over TCP, scram-sha-256 for everyone else.
+
+Directories on the instance's volume, beside the data directory:
+
+* ``wal_archive/`` — continuous archiving (``archive_mode = on``): ``archive_command``
+  copies each completed WAL segment there under a temporary name, syncs it and renames it
+  into place; a file of the same name already there is accepted only if identical
+  (a re-archive after a crash), never overwritten. ``archive_timeout`` is left off:
+  incremental backups switch segments themselves, and until the archive is shipped off
+  the volume a forced switch every minute would fill small volumes with 16 MiB files.
+* ``restore_wal/`` — exists only between a restore and the end of its recovery: the WAL
+  the restore brought, read by ``restore_command``. While it exists (and
+  ``recovery.signal`` does) the settings carry the recovery settings and ``hot_standby =
+  off``, so no session sees the data before the replay ends and a smaller flavor's
+  ``max_connections`` cannot abort the replay.
 """
 
 from __future__ import annotations
@@ -31,12 +46,17 @@ __all__ = [
     "INCLUDE_LINE",
     "MAIN_FILE",
     "MAX_SOCKET_PATH_BYTES",
+    "RECOVERY_SIGNAL",
     "SETTINGS_FILE",
+    "archive_command",
     "render_hba",
     "render_settings",
     "render_value",
+    "restore_command",
+    "restore_wal_dir",
     "server_settings",
     "socket_path",
+    "wal_archive_dir",
     "with_include",
 ]
 
@@ -44,6 +64,8 @@ SETTINGS_FILE = "coffer.conf"
 HBA_FILE = "pg_hba.conf"
 MAIN_FILE = "postgresql.conf"
 INCLUDE_LINE = f"include = '{SETTINGS_FILE}'"
+#: PostgreSQL's marker for archive recovery; the server removes it when recovery ends.
+RECOVERY_SIGNAL = "recovery.signal"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; PostgreSQL and libpq refuse longer paths.
 MAX_SOCKET_PATH_BYTES = 107
 DEFAULT_ALLOWED_CIDRS: tuple[str, ...] = ("0.0.0.0/0", "::/0")
@@ -61,18 +83,73 @@ def socket_path(socket_dir: Path, port: int) -> Path:
     return socket_dir / f".s.PGSQL.{port}"
 
 
-def server_settings(spec: InstanceSpec, *, socket_dir: Path) -> dict[str, SettingValue]:
+def wal_archive_dir(root: Path) -> Path:
+    """Where ``archive_command`` puts completed WAL segments of the instance at ``root``."""
+    return root / "wal_archive"
+
+
+def restore_wal_dir(root: Path) -> Path:
+    """Where a restore leaves the WAL its recovery replays (gone once recovery ended)."""
+    return root / "restore_wal"
+
+
+def server_settings(
+    spec: InstanceSpec,
+    *,
+    socket_dir: Path,
+    archive_dir: Path | None = None,
+    restore_dir: Path | None = None,
+) -> dict[str, SettingValue]:
     """Every setting of ``coffer.conf``: memory sizing, then ``spec.parameters``, then the
     settings Coffer manages (which parameters may not override).
 
-    Raises ``BadRequest`` for a refused parameter or address and ``EngineError`` for a
-    socket directory PostgreSQL cannot use.
+    ``archive_dir`` turns on continuous archiving into it; ``restore_dir`` adds archive
+    recovery from it (only while a restore's recovery is pending). Raises ``BadRequest``
+    for a refused parameter or address and ``EngineError`` for a socket, archive or
+    restore directory PostgreSQL cannot use.
     """
     CATALOG.validate_parameters(spec.parameters)
     settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
     settings.update(spec.parameters)
     settings.update(_managed_settings(spec, socket_dir=socket_dir))
+    if archive_dir is not None:
+        settings.update(
+            {
+                "wal_level": "replica",
+                "archive_mode": True,
+                "archive_command": archive_command(archive_dir),
+            }
+        )
+    if restore_dir is not None:
+        settings.update(
+            {
+                "restore_command": restore_command(restore_dir),
+                "recovery_target_action": "promote",
+                "hot_standby": False,
+            }
+        )
     return settings
+
+
+def archive_command(archive_dir: Path) -> str:
+    """The shell command that archives ``%p`` (named ``%f``) into ``archive_dir``.
+
+    Copy to a hidden temporary name, fsync, rename, fsync the directory. An existing file
+    of the same name passes only if identical; a different one fails the command (the
+    archiver retries and logs), so nothing archived is ever replaced.
+    """
+    directory = _shell_safe_dir(archive_dir, "WAL archive")
+    return (
+        f"d='{directory}'; if [ -f \"$d/%f\" ]; then cmp -s '%p' \"$d/%f\"; "
+        'else cp \'%p\' "$d/.%f.tmp" && sync "$d/.%f.tmp" '
+        '&& mv "$d/.%f.tmp" "$d/%f" && sync "$d"; fi'
+    )
+
+
+def restore_command(restore_dir: Path) -> str:
+    """The shell command that fetches ``%f`` from ``restore_dir`` (fails if absent)."""
+    directory = _shell_safe_dir(restore_dir, "restore WAL")
+    return f"[ -f '{directory}/%f' ] && cp '{directory}/%f' '%p'"
 
 
 def _managed_settings(spec: InstanceSpec, *, socket_dir: Path) -> dict[str, SettingValue]:
@@ -117,13 +194,16 @@ def render_value(value: SettingValue) -> str:
 def render_hba(*, allowed_cidrs: Sequence[str] = DEFAULT_ALLOWED_CIDRS) -> str:
     """The text of ``pg_hba.conf``. First matching line wins.
 
-    Local socket: trust (the socket directory is private to the engine user and root).
+    Local socket: trust (the socket directory is private to the engine user and root),
+    including replication connections (``pg_basebackup``; only roles with REPLICATION,
+    i.e. the internal superuser and root, may open them).
     TCP: the internal superuser is refused from everywhere; everyone else authenticates
     with scram-sha-256 from loopback and from ``allowed_cidrs``.
     """
     networks = [_network(cidr) for cidr in allowed_cidrs]
     rows = [
         ("local", "all", "all", "", "trust"),
+        ("local", "replication", "all", "", "trust"),
         ("host", "all", INTERNAL_SUPERUSER, "0.0.0.0/0", "reject"),
         ("host", "all", INTERNAL_SUPERUSER, "::/0", "reject"),
         ("host", "all", "all", "127.0.0.1/32", "scram-sha-256"),
@@ -169,6 +249,16 @@ def _check_socket_dir(socket_dir: Path, port: int) -> None:
             f"unix socket path {str(path)!r} is longer than {MAX_SOCKET_PATH_BYTES} bytes; "
             "use a shorter instance root"
         )
+
+
+def _shell_safe_dir(directory: Path, what: str) -> str:
+    """``directory`` as text safe inside single quotes of a shell command."""
+    text = str(directory)
+    if not directory.is_absolute() or not _SOCKET_DIR_TEXT.fullmatch(text):
+        raise EngineError(
+            f"{what} directory {text!r} must be an absolute path of letters, digits and '_./+-'"
+        )
+    return text
 
 
 def _listen_address(bind_host: str) -> str:

@@ -3,12 +3,19 @@
 The agent, not this module, spawns ``command()`` as the engine user in a new session,
 sends its output to ``paths.log_file`` and stops it with ``stop_signal`` (SIGINT is
 PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit).
+
+After ``Backups.restore`` (instead of ``prepare``), ``configure`` renders the recovery
+settings while the restore's recovery is pending; the first start replays the restored
+WAL (accepting no connections meanwhile) and promotes; ``bootstrap`` waits for that,
+then renders the settings without recovery and removes the restored WAL.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import time
 from pathlib import Path
 
 from coffer.contracts.engine import InstanceSpec, Probe
@@ -23,10 +30,13 @@ from coffer.engines.postgresql.catalog import CATALOG
 from coffer.engines.postgresql.config import (
     HBA_FILE,
     MAIN_FILE,
+    RECOVERY_SIGNAL,
     SETTINGS_FILE,
     render_hba,
     render_settings,
+    restore_wal_dir,
     server_settings,
+    wal_archive_dir,
     with_include,
 )
 from coffer.engines.postgresql.connection import connect, describe, translate_errors
@@ -34,14 +44,18 @@ from coffer.engines.postgresql.template import clone_template, ensure_template
 from coffer.engines.templates import exclusive_lock
 from coffer.errors import BadRequest, EngineError
 
-__all__ = ["DEFAULT_INSTALL_ROOT", "PostgresLifecycle"]
+__all__ = ["DEFAULT_INSTALL_ROOT", "PREPARE_LOCK", "PostgresLifecycle"]
 
 #: Debian's layout: ``/usr/lib/postgresql/<major>/bin``.
 DEFAULT_INSTALL_ROOT = Path("/usr/lib/postgresql")
-_PREPARE_LOCK = ".coffer-prepare.lock"
+#: lock file in ``paths.root`` held while a data directory is made (prepare or restore)
+PREPARE_LOCK = ".coffer-prepare.lock"
 _SERVER_NAMES = frozenset({"postgres", "postmaster"})
 _PROBE_TIMEOUT_S = 2
 _PROBE_STATEMENT_TIMEOUT_MS = 1000
+#: how long ``bootstrap`` waits for a restore's WAL replay to end
+_RECOVERY_WAIT_S = 6 * 3600
+_RECOVERY_POLL_S = 0.2
 
 
 class PostgresLifecycle:
@@ -69,7 +83,7 @@ class PostgresLifecycle:
         ensure_template(
             templates_dir=self._templates_dir,
             version=version,
-            bin_dir=self._installed_bin_dir(version),
+            bin_dir=self.installed_bin_dir(version),
             user=EngineUser.lookup(self._engine_user),
         )
 
@@ -79,10 +93,10 @@ class PostgresLifecycle:
         host) and holds a per-instance lock file in ``paths.root`` meanwhile."""
         user = EngineUser.lookup(paths.os_user)
         template_owner = EngineUser.lookup(self._engine_user)
-        bin_dir = self._installed_bin_dir(spec.version)
+        bin_dir = self.installed_bin_dir(spec.version)
         paths.root.mkdir(parents=True, exist_ok=True)
         check_traversable(paths.root, user)
-        with exclusive_lock(paths.root / _PREPARE_LOCK):
+        with exclusive_lock(paths.root / PREPARE_LOCK):
             if not paths.data_dir.exists():
                 template = ensure_template(
                     templates_dir=self._templates_dir,
@@ -95,14 +109,24 @@ class PostgresLifecycle:
 
     def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Rewrite ``coffer.conf`` and ``pg_hba.conf`` and make ``postgresql.conf``
-        include the former. Everything is rendered (and validated) before any write."""
+        include the former; create the WAL archive directory. Everything is rendered
+        (and validated) before any write. While a restore's recovery is pending
+        (``recovery.signal`` and the restored WAL both present) the recovery settings
+        are rendered too, so a configure before the first start keeps them."""
         main_file = paths.data_dir / MAIN_FILE
         if not main_file.is_file():
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
-        settings = render_settings(server_settings(spec, socket_dir=paths.run_dir))
+        archive_dir = wal_archive_dir(paths.root)
+        restore_dir = restore_wal_dir(paths.root) if _recovery_pending(paths) else None
+        settings = render_settings(
+            server_settings(
+                spec, socket_dir=paths.run_dir, archive_dir=archive_dir, restore_dir=restore_dir
+            )
+        )
         hba = render_hba()
         main_text = main_file.read_text(encoding="utf-8")
         user = EngineUser.lookup(paths.os_user)
+        make_private_dir(archive_dir, user)
         write_private_file(paths.data_dir / SETTINGS_FILE, settings, user)
         write_private_file(paths.data_dir / HBA_FILE, hba, user)
         if (included := with_include(main_text)) != main_text:
@@ -110,7 +134,7 @@ class PostgresLifecycle:
 
     def command(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
         """The foreground postmaster: ``postgres -D <data_dir>``."""
-        server = self._installed_bin_dir(spec.version) / "postgres"
+        server = self.installed_bin_dir(spec.version) / "postgres"
         return [str(server), "-D", str(paths.data_dir)]
 
     def running_pid(self, paths: InstancePaths) -> int | None:
@@ -138,9 +162,20 @@ class PostgresLifecycle:
         return Probe(accepting=True, detail="accepting connections")
 
     def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
-        """Make sure no one but a database's owner and explicit grantees can create
-        objects in ``public`` of the databases new ones are copied from (PostgreSQL 15's
-        default already; kept explicit so the rule does not depend on the version)."""
+        """Wait until any recovery has ended (a restore's replay: may block for as long
+        as it takes, up to hours for a long chain), then finish a restore (settings
+        rendered without recovery, restored WAL removed), then make sure no one but a
+        database's owner and explicit grantees can create objects in ``public`` of the
+        databases new ones are copied from (PostgreSQL 15's default already; kept
+        explicit so the rule does not depend on the version)."""
+        _wait_out_recovery(paths, spec)
+        restore_dir = restore_wal_dir(paths.root)
+        if restore_dir.exists():
+            # recovery.signal is gone: the settings lose the recovery ones. Not reloaded:
+            # those still loaded are inert on a primary, and a reload would log the
+            # restart-only ones as errors.
+            self.configure(paths, spec)
+            shutil.rmtree(restore_dir)
         for dbname in ("template1", "postgres"):
             with translate_errors("bootstrap"), connect(paths, spec, dbname=dbname) as conn:
                 conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
@@ -151,7 +186,9 @@ class PostgresLifecycle:
         with translate_errors("reload"), connect(paths, spec) as conn:
             conn.execute("SELECT pg_reload_conf()")
 
-    def _installed_bin_dir(self, version: str) -> Path:
+    def installed_bin_dir(self, version: str) -> Path:
+        """The binaries of ``version``: ``BadRequest`` for a version Coffer does not know,
+        ``EngineError`` for one this host lacks."""
         if version not in CATALOG.versions:
             known = ", ".join(CATALOG.versions)
             raise BadRequest(f"PostgreSQL version {version!r} is not supported (known: {known})")
@@ -162,6 +199,27 @@ class PostgresLifecycle:
 
     def _bin_dir(self, version: str) -> Path:
         return self._install_root / version / "bin"
+
+
+def _recovery_pending(paths: InstancePaths) -> bool:
+    """Whether a restore left WAL to replay that the server has not finished with."""
+    return (paths.data_dir / RECOVERY_SIGNAL).is_file() and restore_wal_dir(paths.root).is_dir()
+
+
+def _wait_out_recovery(paths: InstancePaths, spec: InstanceSpec) -> None:
+    """Block until ``pg_is_in_recovery()`` is false; ``EngineError`` past the deadline."""
+    deadline = time.monotonic() + _RECOVERY_WAIT_S
+    while True:
+        with translate_errors("waiting for recovery to end"), connect(paths, spec) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if row is not None and not row[0]:
+            return
+        if time.monotonic() > deadline:
+            raise EngineError(
+                f"PostgreSQL is still replaying WAL after {_RECOVERY_WAIT_S} s; "
+                f"see {paths.log_file}"
+            )
+        time.sleep(_RECOVERY_POLL_S)
 
 
 def _serves(pid: int, data_dir: Path) -> bool:
