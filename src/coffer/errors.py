@@ -10,6 +10,9 @@
     ├── UnprocessableEntity          422  the resource is busy / not in a state to act
     ├── NotImplementedByDatastore    501  the datastore has no notion of the operation
     ├── EngineError                  500  the engine failed doing what was asked
+    ├── StorageError                 500  the object store failed (names store and key)
+    │   └── StorageNotFound          500  the object is missing from the store
+    ├── IntegrityError               409  a stored backup is tampered with or truncated
     └── AgentUnavailable             503  no agent answered in time
 
 Engine-side errors (raised by engines, carried over the agent channel by ``code``) map onto
@@ -66,6 +69,20 @@ class EngineError(CofferError):
     status, fault = 500, "instanceFault"
 
 
+class StorageError(CofferError):
+    status, fault = 500, "storageError"
+
+
+class StorageNotFound(StorageError):
+    pass
+
+
+class IntegrityError(CofferError):
+    """Trove's ``RestoreBackupIntegrityError``: the bytes read back are not those written."""
+
+    status, fault = 409, "conflict"
+
+
 class AgentUnavailable(CofferError):
     status, fault = 503, "serviceUnavailable"
 
@@ -83,6 +100,9 @@ _BY_NAME: dict[str, type[CofferError]] = {
         UnprocessableEntity,
         NotImplementedByDatastore,
         EngineError,
+        StorageError,
+        StorageNotFound,
+        IntegrityError,
         AgentUnavailable,
     )
 }

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coffer.contracts.paths import configured_data_dir
+from coffer.storage.base import StoreConfig
 
 
 class ServerSettings(BaseSettings):
@@ -44,6 +45,17 @@ class ServerSettings(BaseSettings):
     default_quota_backups: int = 50
     #: seconds between checks that the local agent process is alive (0: never restart it).
     local_agent_restart_s: float = 2.0
+    #: where backups go (JSON, e.g. ``{"kind": "swift", "location": "http://.../auth/v1.0",
+    #: "container": "backups", "user": "acct:user", "key": "..."}``); a directory under
+    #: ``data_dir`` when unset. A directory store must be the same path on every host.
+    backup_store: StoreConfig | None = None
+    backup_timeout_s: float = Field(default=3600.0, gt=0)
+    #: restore every completed backup into a throwaway instance and check it
+    verify_backups: bool = True
+
+    @property
+    def store_config(self) -> StoreConfig:
+        return self.backup_store or StoreConfig(location=str(self.data_dir / "backups"))
 
     @model_validator(mode="after")
     def _check_ports(self) -> ServerSettings:

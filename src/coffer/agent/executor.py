@@ -13,9 +13,11 @@ from typing import Any
 
 from coffer import engines
 from coffer.agent import osusers
+from coffer.agent.backups import restore_chain, take_backup
 from coffer.agent.limits import ResourceLimits
 from coffer.agent.store import InstanceStore
 from coffer.agent.supervisor import EngineSupervisor, terminate
+from coffer.agent.verify import BackupVerifier
 from coffer.agent.volumes import Usage, Volumes
 from coffer.contracts.agent_v1 import AgentCommand, CommandKind
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
@@ -26,6 +28,8 @@ from coffer.errors import BadRequest, CofferError, EngineError, NotFound
 log = logging.getLogger("coffer.agent.executor")
 
 START_TIMEOUT_S = 120.0
+#: bounded in the end by the create task's deadline on the server
+RESTORE_START_TIMEOUT_S = 3600.0
 
 
 class Executor:
@@ -40,6 +44,7 @@ class Executor:
         engine_user: str,
         templates_dir: str,
         host_name: str,
+        scratch_dir: Path,
     ) -> None:
         self.store = store
         self.volumes = volumes
@@ -52,6 +57,9 @@ class Executor:
         self._engines: dict[str, Engine] = {}
         self.supervisors: dict[str, EngineSupervisor] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: instance id → bytes streamed by its running backup (reported in heartbeats)
+        self.backup_progress: dict[str, int] = {}
+        self.verifier = BackupVerifier(scratch_dir=scratch_dir, volumes=volumes, limits=limits)
         self._tg: asyncio.TaskGroup | None = None
 
     # -- set-up --------------------------------------------------------------------------
@@ -133,8 +141,11 @@ class Executor:
             CommandKind.RESIZE_VOLUME: self._resize_volume,
             CommandKind.APPLY_PARAMETERS: self._apply_parameters,
             CommandKind.ADMIN: self._admin,
+            CommandKind.BACKUP: self._backup,
+            CommandKind.VERIFY_BACKUP: self._verify_backup,
         }[cmd.kind]
-        if cmd.kind is CommandKind.ADMIN:
+        if cmd.kind in (CommandKind.ADMIN, CommandKind.BACKUP, CommandKind.VERIFY_BACKUP):
+            # neither changes the engine's process or files: no need to wait for the lock
             return await handler(spec, cmd.payload)
         lock = self._locks.setdefault(spec.instance_id, asyncio.Lock())
         async with lock:
@@ -157,7 +168,9 @@ class Executor:
         engine = self._check_installed(spec)
         account = await asyncio.to_thread(osusers.ensure_account, spec.instance_id, self.store.root)
         root = self.store.paths(spec.instance_id).root
-        template = await asyncio.to_thread(self._volume_template, engine, spec)
+        restore = payload.get("restore")
+        # a restored instance's data comes from its backup, not from the template
+        template = None if restore else await asyncio.to_thread(self._volume_template, engine, spec)
         fresh = not root.exists() or not any(root.iterdir())
         await asyncio.to_thread(
             self.volumes.attach, spec.instance_id, root, spec.volume_gb, template
@@ -168,10 +181,18 @@ class Executor:
             data_dir = self.store.paths(spec.instance_id).data_dir
             await asyncio.to_thread(chown_tree, data_dir, EngineUser.lookup(account))
         paths = self.store.save(spec)
+        if restore and not paths.data_dir.exists():
+            try:
+                await asyncio.to_thread(restore_chain, engine, paths, spec, restore)
+            except Exception:
+                # refused (e.g. a tampered backup): leave nothing of the instance behind
+                await self._remove_files(spec)
+                raise
         await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
         await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
         sup = self._supervisor(spec)
-        await sup.start(START_TIMEOUT_S)
+        # a restored engine may replay a long log before it answers
+        await sup.start(RESTORE_START_TIMEOUT_S if restore else START_TIMEOUT_S)
         await asyncio.to_thread(engine.lifecycle.bootstrap, paths, spec)
         dbs = [DatabaseSpec.model_validate(d) for d in payload.get("databases", [])]
         users = [UserSpec.model_validate(u) for u in payload.get("users", [])]
@@ -184,12 +205,16 @@ class Executor:
             await sup.close()
         else:
             await self._stop_unsupervised(spec)
+        await self._remove_files(spec)
+        self._locks.pop(spec.instance_id, None)
+        return {}
+
+    async def _remove_files(self, spec: InstanceSpec) -> None:
+        """Remove the instance's volume, resource groups and OS account (idempotent)."""
         root = self.store.paths(spec.instance_id).root
         await asyncio.to_thread(self.volumes.remove, spec.instance_id, root)
         await asyncio.to_thread(self.limits.remove, spec.instance_id)
         await asyncio.to_thread(osusers.remove_account, spec.instance_id)
-        self._locks.pop(spec.instance_id, None)
-        return {}
 
     async def _stop_unsupervised(self, spec: InstanceSpec) -> None:
         """Kill an engine no supervisor owns (left over from an interrupted create)."""
@@ -277,6 +302,24 @@ class Executor:
         self._known(spec)
         admin = self.engine(spec.engine).admin(self.store.paths(spec.instance_id), spec)
         return await asyncio.to_thread(run_admin_op, admin, payload["op"], payload.get("args", {}))
+
+    async def _backup(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        paths = self.store.paths(spec.instance_id)
+        iid = spec.instance_id
+
+        def progress(raw_bytes: int) -> None:
+            self.backup_progress[iid] = raw_bytes
+
+        try:
+            return await asyncio.to_thread(
+                take_backup, self.engine(spec.engine), paths, spec, payload, progress
+            )
+        finally:
+            self.backup_progress.pop(iid, None)
+
+    async def _verify_backup(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self.verifier.verify(self._check_installed(spec), spec, payload)
 
 
 def volume_note(used_bytes: int | None, spec: InstanceSpec) -> str:

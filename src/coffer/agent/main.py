@@ -57,6 +57,7 @@ class Agent:
             engine_user=settings.engine_user,
             templates_dir=str(settings.templates_dir),
             host_name=settings.host_name,
+            scratch_dir=settings.state_dir / "scratch",
         )
         self.control = ControlClient(settings.server_url, settings.state_dir / "credential.json")
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -64,6 +65,8 @@ class Agent:
         self._usage: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
+        # first, so that their volumes are not mistaken for instances' below
+        await self.executor.verifier.sweep()
         await asyncio.to_thread(self.volumes.reattach_all, self.store.root)
         live = {spec.instance_id for spec in self.store.all()}
         for name in await asyncio.to_thread(osusers.sweep, self.store.root, live):
@@ -161,6 +164,7 @@ class Agent:
                         else "",
                         seq=time.time_ns(),
                         volume_used_bytes=self._usage.get(iid),
+                        backup_bytes=self.executor.backup_progress.get(iid),
                     )
                     for iid, sup in list(self.executor.supervisors.items())
                 ],

@@ -53,7 +53,7 @@ def remove_account(instance_id: str) -> None:
     except KeyError:
         return
     # Engine children may still be exiting after their server stopped: end them now.
-    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True, check=False)
+    kill_processes(instance_id)
     # exit 8: a process of the account is still exiting; retry
     for _ in range(100):
         try:
@@ -64,6 +64,13 @@ def remove_account(instance_id: str) -> None:
                 raise
         time.sleep(0.1)
     raise EngineError(f"userdel {name}: the account still has running processes")
+
+
+def kill_processes(instance_id: str) -> None:
+    """SIGKILL every process running as the instance's account (if it exists)."""
+    subprocess.run(
+        ["pkill", "-KILL", "-u", account_name(instance_id)], capture_output=True, check=False
+    )
 
 
 def sweep(owner_dir: Path, live: set[str]) -> list[str]:

@@ -12,7 +12,15 @@ from fastapi import FastAPI, Request
 from coffer import __version__
 from coffer.api import errors
 from coffer.api.deps import PrincipalDep
-from coffer.api.routes import admin_ops, agent, catalog, configurations, instances, mgmt
+from coffer.api.routes import (
+    admin_ops,
+    agent,
+    backups,
+    catalog,
+    configurations,
+    instances,
+    mgmt,
+)
 from coffer.services.runtime import Runtime
 
 _UPDATED = "2012-08-01T00:00:00Z"
@@ -65,6 +73,6 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (catalog, configurations, instances, admin_ops, mgmt, agent):
+    for module in (catalog, configurations, instances, backups, admin_ops, mgmt, agent):
         app.include_router(module.router)
     return app

@@ -8,8 +8,9 @@ from typing import Any
 
 from coffer.clock import isoformat
 from coffer.contracts.engine import ParameterRule
-from coffer.db.models import Datastore, DatastoreVersion, Flavor
+from coffer.db.models import BackupSchedule, Datastore, DatastoreVersion, Flavor
 from coffer.domain.states import ServiceStatus, StatusInputs, TaskStatus, public_status
+from coffer.services.backup_records import BackupRecord
 from coffer.services.configurations import ConfigurationRecord
 from coffer.services.records import InstanceRecord
 
@@ -219,3 +220,55 @@ def paginate(
         href = f"{next_url}{sep}limit={limit}&marker={page[-1][key]}"
         return page, [{"rel": "next", "href": href.replace("http://", "https://", 1)}]
     return page, []
+
+
+def backup(ctx: ViewContext, rec: BackupRecord) -> dict[str, Any]:
+    """Trove's backup view, plus Coffer's ``raw_size``/``checksum``/``fail_reason``."""
+    b = rec.backup
+    completed = b.state == "COMPLETED"
+    out: dict[str, Any] = {
+        "id": b.id,
+        "name": b.name,
+        "description": b.description or None,
+        "locationRef": f"{b.store}/{b.location}" if completed else None,
+        "instance_id": b.instance_id,
+        "created": isoformat(b.created),
+        "updated": isoformat(b.updated),
+        "size": round(b.size_bytes / 1024**3, 6) if b.size_bytes is not None else None,
+        "status": b.state,
+        "parent_id": b.parent_id,
+        "project_id": b.project_id,
+        "datastore": {
+            "type": rec.datastore_name,
+            "version": rec.version.name,
+            "version_id": rec.version.id,
+        },
+        "raw_size": b.raw_bytes,
+        "checksum": b.checksum,
+    }
+    if b.state == "BUILDING":
+        out["progress_bytes"] = b.progress_bytes
+    if b.fail_reason:
+        out["fail_reason"] = b.fail_reason
+    out["verification"] = {
+        "status": b.verify_status,
+        "detail": b.verify_detail,
+        "verified_at": isoformat(b.verified_at) if b.verified_at else None,
+    }
+    return out
+
+
+def backup_schedule(ctx: ViewContext, sched: BackupSchedule) -> dict[str, Any]:
+    return {
+        "id": sched.id,
+        "name": sched.name,
+        "instance_id": sched.instance_id,
+        "project_id": sched.project_id,
+        "full": sched.full_cron,
+        "incremental": sched.incremental_cron,
+        "retention": sched.retention,
+        "last_run": sched.last_run,
+        "last_run_at": isoformat(sched.last_run_at) if sched.last_run_at else None,
+        "created": isoformat(sched.created),
+        "links": ctx.links("backup_schedules", sched.id),
+    }

@@ -28,6 +28,10 @@ class CommandKind(StrEnum):
     APPLY_PARAMETERS = "instance.apply_parameters"
     #: a users/databases/root operation (``payload.op`` names it)
     ADMIN = "instance.admin"
+    #: stream a backup to the object store (``payload.backup``, ``payload.store``)
+    BACKUP = "instance.backup"
+    #: restore a backup into a throwaway instance (``spec``), check it, remove it
+    VERIFY_BACKUP = "backup.verify"
 
 
 class RegisterRequest(BaseModel):
@@ -76,6 +80,8 @@ class InstanceObservation(BaseModel):
     seq: int = 0
     volume_used_bytes: int | None = None
     detail: str = ""
+    #: bytes a running backup of the instance has streamed so far
+    backup_bytes: int | None = None
 
 
 class Heartbeat(BaseModel):

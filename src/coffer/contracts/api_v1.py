@@ -234,3 +234,36 @@ class DatastoreVersionPatch(_Body):
     packages: list[str] | str | None = None
     registry_ext: str | None = None
     repl_strategy: str | None = None
+
+
+class BackupCreate(_Body):
+    """Trove's backup create body. ``incremental`` is an integer 0/1 as Trove has it."""
+
+    name: Name
+    instance: str | None = None
+    description: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    parent_id: str | None = None
+    incremental: Annotated[int, Field(ge=0, le=1, strict=True)] | None = None
+    swift_container: str | None = None
+    storage_driver: str | None = None
+    restore_from: dict[str, Any] | None = None
+
+
+class BackupCreateBody(_Body):
+    backup: BackupCreate
+
+
+class BackupScheduleCreate(_Body):
+    """Coffer extension: automatic backups of one instance. ``full`` and ``incremental``
+    are cron expressions (5 fields, or 6 with seconds first), evaluated in UTC;
+    ``retention`` is how long their backups are kept, e.g. ``"7d"``."""
+
+    instance_id: str
+    name: Name | None = None
+    full: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    incremental: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    retention: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "7d"
+
+
+class BackupScheduleCreateBody(_Body):
+    backup_schedule: BackupScheduleCreate

@@ -170,3 +170,65 @@ class Command(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Backup(Base):
+    """One backup: its record here, its bytes and manifest in the object store."""
+
+    __tablename__ = "backups"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    datastore_version_id: Mapped[str] = mapped_column(ForeignKey("datastore_versions.id"))
+    #: NEW, BUILDING, COMPLETED, FAILED, DELETE_FAILED (Trove's backup states)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    workflow_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: the store's key of the data object; the manifest sits beside it
+    location: Mapped[str] = mapped_column(String(512))
+    #: the store's description when the backup was taken (no secrets)
+    store: Mapped[str] = mapped_column(String(512), default="")
+    #: per-backup data key, sealed with the deployment master key
+    data_key_sealed: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    raw_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: JSON: the engine's log positions at the end of the backup
+    positions_json: Mapped[str] = mapped_column(Text, default="{}")
+    #: JSON: rows/keys counted at backup time (verification compares them)
+    counts_json: Mapped[str] = mapped_column(Text, default="{}")
+    #: whether ``counts_json`` is exactly the backup's (see ``BackupOutcome.counts_exact``)
+    counts_exact: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the schedule that took it (its retention prunes it), None for an on-demand backup
+    schedule_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    #: bytes streamed so far while BUILDING (progress)
+    progress_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    fail_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: restore-and-check of the completed backup: PENDING, RUNNING, VERIFIED, FAILED
+    verify_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verify_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime, index=True)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class BackupSchedule(Base):
+    """Automatic backups of one instance (Coffer extension): cron expressions for full
+    and incremental backups, and how long their backups are kept. The timing itself is a
+    DBOS schedule of the same id (durable across restarts)."""
+
+    __tablename__ = "backup_schedules"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    full_cron: Mapped[str] = mapped_column(String(128))
+    incremental_cron: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    retention: Mapped[str] = mapped_column(String(32))
+    #: what the last run did (e.g. "started backup ...", "skipped: instance busy")
+    last_run: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime)

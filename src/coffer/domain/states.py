@@ -22,6 +22,8 @@ class TaskStatus(StrEnum):
     RESTART_REQUIRED = "RESTART_REQUIRED"
     #: configuration values are being applied (shown as ACTIVE with no operating status)
     UPDATING = "UPDATING"
+    #: a backup of the instance is running
+    BACKUP = "BACKUP"
     BUILDING_ERROR = "BUILDING_ERROR"
     DELETING_ERROR = "DELETING_ERROR"
 
@@ -63,6 +65,7 @@ _TASK_STATUS = {
     TaskStatus.DELETING: "SHUTDOWN",
     TaskStatus.RESTART_REQUIRED: "RESTART_REQUIRED",
     TaskStatus.UPDATING: "ACTIVE",
+    TaskStatus.BACKUP: "BACKUP",
 }
 
 _SERVICE_OPERATING = {
@@ -114,6 +117,20 @@ def public_status(inputs: StatusInputs) -> PublicStatus:
     if heartbeat_is_stale(inputs):
         return PublicStatus("ACTIVE", "ERROR")
     return PublicStatus("ACTIVE", _SERVICE_OPERATING[inputs.service_status])
+
+
+class BackupState(StrEnum):
+    """Trove's backup states (``RESTORED`` is not used: Coffer registers no foreign ones)."""
+
+    NEW = "NEW"
+    BUILDING = "BUILDING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    DELETE_FAILED = "DELETE_FAILED"
+
+
+#: backups that are still being taken
+RUNNING_BACKUPS = frozenset({BackupState.NEW, BackupState.BUILDING})
 
 
 def can_perform_action(task: TaskStatus, service: ServiceStatus) -> bool:

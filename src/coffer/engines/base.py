@@ -5,6 +5,8 @@
   the foreground server process, adoption of a running one, probing.
 * ``Admin``     — host-side: users, databases, grants, root, through the engine's own
   client library over a private local channel (never the network).
+* ``Backups``   — host-side: physical backups of a running instance streamed out with the
+  engine's own tools, and restores of them into a new instance's data directory.
 
 Engines raise ``coffer.errors`` exceptions (``BadRequest`` for duplicates and bad names,
 ``NotFound`` for unknown users/databases, ``NotImplementedByDatastore`` for what the engine
@@ -14,10 +16,10 @@ has no notion of, ``EngineError`` for failures). The agent carries them to the A
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from coffer.contracts.engine import (
     DatabaseSpec,
@@ -63,6 +65,9 @@ class Catalog(Protocol):
     name: str
     default_version: str
     versions: tuple[str, ...]
+    #: whether ``Backups.backup`` takes incrementals (a parent); if not, the control plane
+    #: answers an incremental request with 501 naming the datastore
+    incremental_backups: bool
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""
@@ -156,6 +161,74 @@ class Admin(Protocol):
     def is_root_enabled(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class BackupOutcome:
+    """What a backup recorded besides its bytes.
+
+    ``positions``: the engine's log positions where the backup ends (e.g. PostgreSQL
+    ``{"timeline": "1", "lsn": "0/3000100", "wal_file": "..."}``, MariaDB
+    ``{"to_lsn": "...", "gtid": "..."}``); an incremental on this backup receives them as
+    ``parent``, and they are shown in the manifest. Strings only.
+    ``counts``: what a verification compares after restoring the backup elsewhere, e.g.
+    ``{"shop.public.items": 42}`` rows per table, or keys per Redis database; ``counts``
+    of the restored instance must equal them exactly.
+    """
+
+    positions: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    #: the counts are those of the backup itself (taken at the backup's consistent point),
+    #: not just of the instance right after it: a verification then demands equality;
+    #: otherwise writes after the backup may explain a difference, and it only reports it
+    counts_exact: bool = False
+
+
+class Backups(Protocol):
+    """Physical backups with the engine's own tools. Nothing is staged on the host: bytes
+    go straight from the tool to ``sink`` (which compresses, encrypts and uploads them)
+    and from ``chain`` streams into the new data directory."""
+
+    def backup(
+        self,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        sink: BinaryIO,
+        parent: Mapping[str, str] | None = None,
+    ) -> BackupOutcome:
+        """Write a consistent physical backup of the running instance to ``sink``.
+
+        ``parent`` is None for a full backup, else the ``positions`` of the backup this
+        one is an incremental of (only when the catalog says ``incremental_backups``): it
+        then holds only what changed since. Writes keep being served meanwhile. Any temporary
+        files live on the instance's volume under ``paths.root`` and are removed before
+        returning (also on failure). Raises ``EngineError`` naming the tool and its error;
+        the caller then discards what reached ``sink``.
+        """
+        ...
+
+    def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
+        """Create ``paths.data_dir`` (absent) from a full backup followed by its
+        incrementals, in order; each stream is read to its end once.
+
+        The engine is not running. A stream may raise (``IntegrityError`` for a tampered
+        or truncated backup) at any read: build aside and rename into place, so that on
+        any failure no data directory exists and no temporary file is left. Files end up
+        owned by ``paths.os_user`` as ``prepare`` would leave them. ``configure``,
+        the start and ``bootstrap`` follow as for a new instance: ``bootstrap`` must make
+        the restored data manageable by this instance (its own internal accounts and
+        credentials, not the source's).
+        """
+
+    def counts(self, paths: InstancePaths, spec: InstanceSpec) -> dict[str, int]:
+        """The running instance's counts, in the form ``BackupOutcome.counts`` uses."""
+        ...
+
+    def check(self, paths: InstancePaths, spec: InstanceSpec) -> str:
+        """Run the engine's own consistency checks on the running instance (e.g.
+        ``pg_amcheck``, ``mariadb-check``, a full load of the Redis dataset); return a
+        one-line summary; raise ``EngineError`` describing any damage found."""
+        ...
+
+
 class AdminFactory(Protocol):
     def __call__(self, paths: InstancePaths, spec: InstanceSpec) -> Admin: ...
 
@@ -165,3 +238,4 @@ class Engine:
     catalog: Catalog
     lifecycle: Lifecycle
     admin: AdminFactory
+    backups: Backups

@@ -20,8 +20,8 @@ from coffer.contracts.agent_v1 import (
     RegisterRequest,
     RegisterResponse,
 )
-from coffer.db.models import Host, Instance, JoinToken
-from coffer.domain.states import ServiceStatus, TaskStatus
+from coffer.db.models import Backup, Host, Instance, JoinToken
+from coffer.domain.states import BackupState, ServiceStatus, TaskStatus
 from coffer.errors import Unauthorized
 from coffer.security import hash_token, new_token
 from coffer.services.commands import CommandBus
@@ -136,6 +136,15 @@ def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
                     inst.service_seq = obs.seq
                     _note_volume_fault(inst, obs, now)
                 inst.volume_used_bytes = obs.volume_used_bytes
+                if obs.backup_bytes is not None and inst.task_status == TaskStatus.BACKUP.value:
+                    s.execute(
+                        update(Backup)
+                        .where(
+                            Backup.workflow_id == inst.task_workflow_id,
+                            Backup.state == BackupState.BUILDING.value,
+                        )
+                        .values(progress_bytes=obs.backup_bytes)
+                    )
     return HeartbeatResponse(
         accepted=bool(accepted), heartbeat_interval_s=rt.settings.heartbeat_interval_s
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from coffer import engines
 from coffer.clock import utcnow
@@ -25,7 +26,7 @@ from coffer.domain.states import (
     TaskStatus,
 )
 from coffer.errors import BadRequest
-from coffer.services import catalog, configurations, placement, quotas, records
+from coffer.services import backups, catalog, configurations, placement, quotas, records
 from coffer.services.auth import Principal
 from coffer.services.claims import claim
 from coffer.services.runtime import Runtime
@@ -63,14 +64,17 @@ class CreateExtras:
 
     databases: list[DatabaseSpec]
     users: list[UserSpec]
+    #: the backup chain to restore from (holds data keys), if any
+    restore: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "databases": [d.model_dump() for d in self.databases],
-                "users": [u.model_dump() for u in self.users],
-            }
-        )
+        out: dict[str, Any] = {
+            "databases": [d.model_dump() for d in self.databases],
+            "users": [u.model_dump() for u in self.users],
+        }
+        if self.restore is not None:
+            out["restore"] = self.restore
+        return json.dumps(out)
 
 
 def _initial_objects(engine_name: str, body: InstanceCreate) -> CreateExtras:
@@ -103,8 +107,6 @@ def _initial_objects(engine_name: str, body: InstanceCreate) -> CreateExtras:
 
 
 def _refuse_unsupported(body: InstanceCreate) -> None:
-    if body.restorePoint is not None:
-        raise BadRequest("restoring from a backup is not supported by this Coffer version yet")
     if body.replica_of or body.replica_count:
         raise BadRequest("replicas are not supported by this Coffer version yet")
     if body.locality:
@@ -124,17 +126,37 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
         if flavor is None:
             raise BadRequest(f"Flavor {body.flavorRef} could not be found.")
         ds = body.datastore or None
-        ref = catalog.resolve_version(s, ds.type if ds else None, ds.version if ds else None)
-        extras = _initial_objects(ref.version.manager, body)
+        if body.restorePoint is not None:
+            plan = backups.plan_restore(rt, s, project_id, body.restorePoint.backupRef, size)
+            version = plan.version
+            if ds is not None and (ds.type or ds.version):
+                given = catalog.resolve_version(s, ds.type, ds.version).version
+                if given.id != version.id:
+                    raise BadRequest(
+                        f"backup {body.restorePoint.backupRef} holds {version.manager} "
+                        f"{version.name}; an instance restored from it must use that datastore "
+                        "version (omit 'datastore' or name the same one)"
+                    )
+        else:
+            version = catalog.resolve_version(
+                s, ds.type if ds else None, ds.version if ds else None
+            ).version
+        extras = _initial_objects(version.manager, body)
+        if body.restorePoint is not None:
+            extras = replace(extras, restore=plan.payload)
         config_id = body.configuration or body.configuration_id
         parameters = "{}"
         if config_id:
-            cfg = configurations.resolve_for_new_instance(s, project_id, config_id, ref.version)
+            cfg = configurations.resolve_for_new_instance(s, project_id, config_id, version)
             parameters = cfg.values_json
+        # a restore replays its backup before the engine answers: give it a backup's time
+        timeout_s = rt.settings.create_timeout_s
+        if body.restorePoint is not None:
+            timeout_s = max(timeout_s, rt.settings.backup_timeout_s)
         quotas.lock_project(s, project_id)
         quotas.check(rt, s, project_id, {"instances": 1, "ram": flavor.ram_mb, "volumes": size})
         expiry = timedelta(seconds=rt.settings.heartbeat_expiry_s)
-        host = placement.choose_host(s, ref.version.manager, ref.version.version, expiry)
+        host = placement.choose_host(s, version.manager, version.version, expiry)
         port = placement.lease_port(s, host, instance_id)
         now = utcnow()
         s.add(
@@ -144,12 +166,12 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
                 name=name,
                 flavor_id=flavor.id,
                 volume_gb=size,
-                datastore_version_id=ref.version.id,
+                datastore_version_id=version.id,
                 host_id=host.id,
                 port=port,
                 task_status=TaskStatus.BUILDING.value,
                 task_workflow_id=f"create-{instance_id}",
-                task_deadline=now + timedelta(seconds=rt.settings.create_timeout_s),
+                task_deadline=now + timedelta(seconds=timeout_s),
                 service_status=ServiceStatus.NEW.value,
                 configuration_id=config_id or None,
                 parameters_json=parameters,
@@ -310,5 +332,6 @@ def _reset_status(rt: Runtime, project_id: str | None, instance_id: str) -> None
         inst.task_deadline = None
         inst.service_status = ServiceStatus.UNKNOWN.value
         inst.updated = utcnow()
+        backups.fail_running(s, instance_id, "the instance's status was reset by an admin")
     if workflow_id:
         wf.cancel(workflow_id)

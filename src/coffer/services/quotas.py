@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from coffer.db.models import Flavor, Instance, Project, Quota
+from coffer.db.models import Backup, Flavor, Instance, Project, Quota
 from coffer.domain.states import TaskStatus
 from coffer.errors import BadRequest, NotFound, OverLimit
 from coffer.services.runtime import Runtime
@@ -24,6 +24,7 @@ class Usage:
     instances: int = 0
     ram: int = 0
     volumes: int = 0
+    backups: int = 0
 
     def get(self, resource: str) -> int:
         return int(getattr(self, resource, 0))
@@ -56,7 +57,12 @@ def usage(s: Session, project_id: str) -> Usage:
             Instance.task_status != TaskStatus.DELETING.value,
         )
     ).one()
-    return Usage(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
+    backups = s.scalar(
+        select(func.count(Backup.id)).where(
+            Backup.project_id == project_id, Backup.deleted.is_(False)
+        )
+    )
+    return Usage(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(backups or 0))
 
 
 def lock_project(s: Session, project_id: str) -> None:

@@ -176,7 +176,9 @@ class RedisBackups:
             snapshot, rdb = _own_snapshot(client, paths, deadline)
         with rdb:
             _write_archive(sink, snapshot, rdb)
-        return BackupOutcome(positions=_positions(snapshot.info), counts=_counts(snapshot.info))
+        return BackupOutcome(
+            positions=_positions(snapshot.info), counts=_counts(snapshot.info), counts_exact=True
+        )
 
     def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
         """Lay down ``paths.data_dir`` (absent) from a one-stream chain: the snapshot as

@@ -1,0 +1,149 @@
+"""Trove backups: create, list, show, delete, and an instance's backups; Coffer's backup
+schedules beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from coffer.api import views
+from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.routes.common import PREFIX, accepted, view_context
+from coffer.contracts.api_v1 import BackupCreateBody, BackupScheduleCreateBody
+from coffer.errors import Forbidden
+from coffer.services import backup_schedules, backups, instances
+from coffer.services.auth import Principal
+from coffer.services.backup_records import BackupRecord
+from coffer.services.runtime import Runtime
+
+router = APIRouter(prefix=PREFIX, tags=["backups"])
+
+
+def _page(
+    request: Request,
+    rt: Runtime,
+    who: Principal,
+    project_id: str,
+    recs: list[BackupRecord],
+    limit: int | None,
+    marker: str | None,
+) -> dict[str, Any]:
+    ctx = view_context(request, rt, who, project_id)
+    items = [views.backup(ctx, r) for r in recs]
+    page, links = views.paginate(
+        items, limit, marker, str(request.url.remove_query_params(["limit", "marker"]))
+    )
+    out: dict[str, Any] = {"backups": page}
+    if links:
+        out["links"] = links
+    return out
+
+
+@router.get("/backups")
+def list_backups(
+    project_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    datastore: str | None = None,
+    instance_id: str | None = None,
+    all_projects: bool = False,
+    limit: int | None = None,
+    marker: str | None = None,
+) -> dict[str, Any]:
+    owner: str | None = project_id
+    wanted = request.query_params.get("project_id")
+    if all_projects or wanted:
+        if not who.is_admin:
+            raise Forbidden("listing other projects' backups needs the admin role")
+        owner = wanted or None
+    recs = backups.list_all(rt, owner, instance_id=instance_id, datastore=datastore)
+    return _page(request, rt, who, project_id, recs, limit, marker)
+
+
+@router.post("/backups", status_code=202)
+def create_backup(
+    project_id: str, body: BackupCreateBody, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    rec = backups.create(rt, scope(who, project_id), body.backup)
+    return {"backup": views.backup(view_context(request, rt, who, project_id), rec)}
+
+
+@router.get("/backups/{backup_id}")
+def show_backup(
+    project_id: str, backup_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    rec = backups.get(rt, scope(who, project_id), backup_id)
+    return {"backup": views.backup(view_context(request, rt, who, project_id), rec)}
+
+
+@router.delete("/backups/{backup_id}")
+def delete_backup(project_id: str, backup_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    backups.delete(rt, scope(who, project_id), backup_id)
+    return accepted()
+
+
+@router.post("/backups/{backup_id}/verify")
+def verify_backup(project_id: str, backup_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Coffer extension: restore the backup into a throwaway instance and check it again."""
+    backups.verify(rt, scope(who, project_id), backup_id)
+    return accepted()
+
+
+@router.get("/instances/{instance_id}/backups")
+def instance_backups(
+    project_id: str,
+    instance_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    limit: int | None = None,
+    marker: str | None = None,
+) -> dict[str, Any]:
+    rec = instances.get(rt, scope(who, project_id), instance_id)
+    recs = backups.list_all(rt, rec.instance.project_id, instance_id=instance_id)
+    return _page(request, rt, who, project_id, recs, limit, marker)
+
+
+@router.post("/backup_schedules")
+def create_schedule(
+    project_id: str,
+    body: BackupScheduleCreateBody,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+) -> dict[str, Any]:
+    sched = backup_schedules.create(rt, scope(who, project_id), body.backup_schedule)
+    ctx = view_context(request, rt, who, project_id)
+    return {"backup_schedule": views.backup_schedule(ctx, sched)}
+
+
+@router.get("/backup_schedules")
+def list_schedules(
+    project_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    instance_id: str | None = None,
+) -> dict[str, Any]:
+    ctx = view_context(request, rt, who, project_id)
+    found = backup_schedules.list_all(rt, project_id, instance_id)
+    return {"backup_schedules": [views.backup_schedule(ctx, x) for x in found]}
+
+
+@router.get("/backup_schedules/{schedule_id}")
+def show_schedule(
+    project_id: str, schedule_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    sched = backup_schedules.get(rt, scope(who, project_id), schedule_id)
+    ctx = view_context(request, rt, who, project_id)
+    return {"backup_schedule": views.backup_schedule(ctx, sched)}
+
+
+@router.delete("/backup_schedules/{schedule_id}")
+def delete_schedule(
+    project_id: str, schedule_id: str, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    backup_schedules.delete(rt, scope(who, project_id), schedule_id)
+    return accepted()

@@ -1,0 +1,287 @@
+"""Backup use cases: validate, record, and hand off to the backup workflows.
+
+A backup is taken by the agent of the instance's host, which streams it (engine tool →
+zstd → AES-256-GCM → object store) under ``<project>/<backup>/data`` with a data key of
+its own; the key is kept sealed with the deployment master key in the record and in the
+manifest written beside the data. The instance shows BACKUP while one runs (its task is
+claimed like any other operation's).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from coffer import engines
+from coffer.clock import utcnow
+from coffer.contracts.api_v1 import BackupCreate
+from coffer.db.models import Backup, DatastoreVersion, Instance
+from coffer.domain.states import IDLE_TASKS, RUNNING_BACKUPS, BackupState, TaskStatus
+from coffer.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    NotImplementedByDatastore,
+    UnprocessableEntity,
+)
+from coffer.services import quotas, records
+from coffer.services.backup_records import (
+    BackupRecord,
+    backup_query,
+    chain_of,
+    load,
+    object_key,
+    restore_payload,
+)
+from coffer.services.claims import claim
+from coffer.services.runtime import Runtime
+from coffer.storage.sealed import new_data_key
+from coffer.workflows import backups as wf
+
+_GB = 1024**3
+
+
+def list_all(
+    rt: Runtime,
+    project_id: str | None,
+    *,
+    instance_id: str | None = None,
+    datastore: str | None = None,
+) -> list[BackupRecord]:
+    """Newest first; ``project_id=None`` lists every project's (admin)."""
+    q = backup_query(project_id).order_by(Backup.created.desc(), Backup.id)
+    if instance_id is not None:
+        q = q.where(Backup.instance_id == instance_id)
+    with rt.sessions() as s:
+        rows = s.execute(q).all()
+    out = [BackupRecord(r[0], r[1], r[2]) for r in rows]
+    if datastore is not None:
+        out = [r for r in out if datastore in (r.datastore_name, r.version.datastore_id)]
+    return out
+
+
+def get(rt: Runtime, project_id: str | None, backup_id: str) -> BackupRecord:
+    with rt.sessions() as s:
+        return load(s, backup_id, project_id)
+
+
+def create(rt: Runtime, project_id: str | None, body: BackupCreate) -> BackupRecord:
+    """Validate, claim the instance (BACKUP), record the backup as NEW, start the workflow.
+
+    ``project_id`` scopes the instance (None: an admin acting on any project's instance;
+    the backup then belongs to the instance's project).
+    """
+    started = record(rt, project_id, body)
+    wf.start_backup(*started)
+    return get(rt, None, started.backup_id)
+
+
+class Started(NamedTuple):
+    """The arguments of a recorded backup's workflow (``wf.start_backup(*started)``)."""
+
+    workflow_id: str
+    backup_id: str
+    instance_id: str
+    restart_pending: bool
+
+
+def record(
+    rt: Runtime, project_id: str | None, body: BackupCreate, *, schedule_id: str | None = None
+) -> Started:
+    """Everything ``create`` does but starting the workflow (scheduled backups start it
+    from their own workflow)."""
+    if body.restore_from is not None:
+        raise BadRequest("restore_from (registering a backup taken elsewhere) is not supported")
+    if body.storage_driver not in (None, "swift"):
+        raise BadRequest(
+            f"storage_driver {body.storage_driver!r} is not supported: backups go to the "
+            "deployment's object store"
+        )
+    if not body.instance:
+        raise BadRequest("Validation error: backup['instance'] is required")
+    name = body.name.strip()
+    if not name:
+        raise BadRequest("Validation error: backup name must not be blank")
+    backup_id = str(uuid.uuid4())
+    workflow_id = f"backup-{backup_id}"
+    store = rt.settings.store_config
+    with rt.sessions.begin() as s:
+        rec = records.load(s, body.instance, project_id)
+        owner = rec.instance.project_id
+        parent = _parent(s, rec.instance, body)
+        if parent is not None and not engines.catalog(rec.version.manager).incremental_backups:
+            raise NotImplementedByDatastore(
+                f"incremental backups are not supported by datastore {rec.datastore.name}: "
+                "take a full backup (omit parent_id and incremental)"
+            )
+        quotas.lock_project(s, owner)
+        quotas.check(rt, s, owner, {"backups": 1})
+        restart_pending = rec.instance.task_status == TaskStatus.RESTART_REQUIRED.value
+        claim(
+            s,
+            rec.instance.id,
+            to=TaskStatus.BACKUP,
+            workflow_id=workflow_id,
+            timeout_s=rt.settings.backup_timeout_s,
+            allowed=IDLE_TASKS,
+        )
+        now = utcnow()
+        s.add(
+            Backup(
+                id=backup_id,
+                project_id=owner,
+                instance_id=rec.instance.id,
+                name=name,
+                description=body.description or "",
+                parent_id=parent.id if parent else None,
+                datastore_version_id=rec.version.id,
+                state=BackupState.NEW.value,
+                workflow_id=workflow_id,
+                location=object_key(owner, backup_id),
+                store=_describe(store.kind, store.location, store.container),
+                data_key_sealed=rt.sealer.seal(new_data_key()),
+                positions_json="{}",
+                counts_json="{}",
+                counts_exact=False,
+                schedule_id=schedule_id,
+                progress_bytes=0,
+                created=now,
+                updated=now,
+                deleted=False,
+            )
+        )
+    return Started(workflow_id, backup_id, rec.instance.id, restart_pending)
+
+
+def _describe(kind: str, location: str, container: str) -> str:
+    return f"{kind}:{location}" if kind == "directory" else f"{kind}:{location}#{container}"
+
+
+def _parent(s: Session, inst: Instance, body: BackupCreate) -> Backup | None:
+    """The parent of an incremental: ``parent_id`` (a COMPLETED backup of the same
+    instance), or with ``incremental: 1`` the instance's latest COMPLETED backup (none:
+    a full backup, as Trove does)."""
+    if body.parent_id:
+        parent = s.get(Backup, body.parent_id)
+        if parent is None or parent.deleted or parent.project_id != inst.project_id:
+            raise NotFound(f"Backup {body.parent_id} could not be found.")
+        if parent.instance_id != inst.id:
+            raise BadRequest(
+                f"backup {parent.id} is of another instance: an incremental needs a parent "
+                f"taken from instance {inst.id}"
+            )
+        if parent.state != BackupState.COMPLETED.value:
+            raise Conflict(
+                f"Backup {parent.id} is {parent.state}, not COMPLETED: it cannot be a parent."
+            )
+        return parent
+    if body.incremental:
+        return s.execute(
+            select(Backup)
+            .where(
+                Backup.instance_id == inst.id,
+                Backup.deleted.is_(False),
+                Backup.state == BackupState.COMPLETED.value,
+            )
+            .order_by(Backup.created.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    return None
+
+
+def delete(rt: Runtime, project_id: str | None, backup_id: str) -> None:
+    """Delete a backup and, first, every incremental built on it (Trove's order)."""
+    with rt.sessions.begin() as s:
+        root = load(s, backup_id, project_id).backup
+        doomed = [root, *_descendants(s, root.id)]
+        workflow_id, ordered = mark_for_deletion(s, doomed)
+    wf.start_delete(workflow_id, ordered)
+
+
+def mark_for_deletion(s: Session, doomed: list[Backup]) -> tuple[str, list[str]]:
+    """Hand ``doomed`` (parents before children) to a new delete workflow; returns its id
+    and the order to delete in (children first). 422 if one is still running."""
+    running = [b.id for b in doomed if b.state in {r.value for r in RUNNING_BACKUPS}]
+    if running:
+        raise UnprocessableEntity(
+            f"Backup {', '.join(running)} is still running; delete it when it has ended."
+        )
+    workflow_id = f"delete-backup-{doomed[0].id}-{uuid.uuid4().hex[:8]}"
+    for b in doomed:
+        b.workflow_id = workflow_id
+        b.updated = utcnow()
+    return workflow_id, [b.id for b in reversed(doomed)]
+
+
+def verify(rt: Runtime, project_id: str | None, backup_id: str) -> None:
+    """Prove a COMPLETED backup restorable again (Coffer extension; every backup is also
+    verified once right after it completes)."""
+    with rt.sessions.begin() as s:
+        b = load(s, backup_id, project_id).backup
+        if b.state != BackupState.COMPLETED.value:
+            raise Conflict(f"Backup {b.id} is {b.state}: only COMPLETED backups can be verified.")
+        if b.verify_status in ("PENDING", "RUNNING"):
+            raise UnprocessableEntity(f"Backup {b.id} is being verified already.")
+        b.verify_status = "PENDING"
+    wf.start_verify(f"verify-{backup_id}-{uuid.uuid4().hex[:8]}", backup_id)
+
+
+def fail_running(s: Session, instance_id: str, reason: str) -> None:
+    """Mark the instance's running backups FAILED (Trove's reset_status does)."""
+    s.execute(
+        update(Backup)
+        .where(
+            Backup.instance_id == instance_id,
+            Backup.state.in_([r.value for r in RUNNING_BACKUPS]),
+        )
+        .values(state=BackupState.FAILED.value, fail_reason=reason, updated=utcnow())
+    )
+
+
+def _descendants(s: Session, backup_id: str) -> list[Backup]:
+    out: list[Backup] = []
+    frontier = [backup_id]
+    while frontier:
+        children = (
+            s.execute(
+                select(Backup).where(Backup.parent_id.in_(frontier), Backup.deleted.is_(False))
+            )
+            .scalars()
+            .all()
+        )
+        out.extend(children)
+        frontier = [c.id for c in children]
+    return out
+
+
+# -- restore ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What the create workflow needs to build an instance from a backup."""
+
+    version: DatastoreVersion
+    #: JSON-ready payload for the agent (holds data keys: travels sealed)
+    payload: dict[str, Any]
+
+
+def plan_restore(
+    rt: Runtime, s: Session, project_id: str, backup_ref: str, volume_gb: int
+) -> RestorePlan:
+    """The chain (full first) behind ``backup_ref``, checked: every link COMPLETED (409
+    otherwise, as Trove), and the data fits the volume (403 ``BackupTooLarge``)."""
+    target = load(s, backup_ref, project_id)
+    chain = chain_of(s, target.backup)
+    raw = sum(b.raw_bytes or 0 for b in chain)
+    if raw > volume_gb * _GB:
+        raise Forbidden(
+            f"Backup is too large for given flavor or volume. Backup size: {raw / _GB:.2f} GBs. "
+            f"Volume size: {volume_gb} GBs."
+        )
+    return RestorePlan(target.version, restore_payload(rt, chain))
