@@ -80,9 +80,19 @@ def test_status_is_total_and_known(
     task: TaskStatus, service: ServiceStatus, age: float | None
 ) -> None:
     s, o = status(task, service, age)
-    assert s in {"ACTIVE", "BUILD", "REBOOT", "RESIZE", "SHUTDOWN", "RESTART_REQUIRED", "ERROR"}
+    assert s in {
+        "ACTIVE",
+        "BUILD",
+        "REBOOT",
+        "RESIZE",
+        "SHUTDOWN",
+        "RESTART_REQUIRED",
+        "ERROR",
+        "BACKUP",
+    }
     assert isinstance(o, str)
-    if task is not TaskStatus.NONE:
+    assert (s == "BACKUP") == (task is TaskStatus.BACKUP)
+    if task not in (TaskStatus.NONE, TaskStatus.BACKUP):
         assert o in {"", "RESTART_REQUIRED", "ERROR"}
 
 

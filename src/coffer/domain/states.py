@@ -65,7 +65,6 @@ _TASK_STATUS = {
     TaskStatus.DELETING: "SHUTDOWN",
     TaskStatus.RESTART_REQUIRED: "RESTART_REQUIRED",
     TaskStatus.UPDATING: "ACTIVE",
-    TaskStatus.BACKUP: "BACKUP",
 }
 
 _SERVICE_OPERATING = {
@@ -114,9 +113,11 @@ def public_status(inputs: StatusInputs) -> PublicStatus:
         if task is TaskStatus.RESTART_REQUIRED:
             operating = "RESTART_REQUIRED"
         return PublicStatus(_TASK_STATUS[task], operating)
+    # during a backup the engine keeps serving: its own state shows as operating status
+    shown = "BACKUP" if task is TaskStatus.BACKUP else "ACTIVE"
     if heartbeat_is_stale(inputs):
-        return PublicStatus("ACTIVE", "ERROR")
-    return PublicStatus("ACTIVE", _SERVICE_OPERATING[inputs.service_status])
+        return PublicStatus(shown, "ERROR")
+    return PublicStatus(shown, _SERVICE_OPERATING[inputs.service_status])
 
 
 class BackupState(StrEnum):
