@@ -143,6 +143,53 @@ def test_backup_create_list_show_restore_delete(server: CofferServer, team: Cred
     assert restored["id"] != source["id"] and restored["datastore"]["type"] == "redis"
     assert _contents(restored) == at_backup
 
+    # verification: every backup is proven restorable; `verify` runs it again
+    end = time.monotonic() + 120
+    while _json(server, team, "backup", "show", nightly["id"])["backup"]["verification"][
+        "status"
+    ] in (None, "PENDING", "RUNNING"):
+        assert time.monotonic() < end, "verification did not end"
+        time.sleep(0.5)
+    cli("backup", "verify", nightly["id"], creds=team)
+    while True:
+        checked = _json(server, team, "backup", "show", nightly["id"])["backup"]["verification"]
+        if checked["status"] not in ("PENDING", "RUNNING"):
+            break
+        assert time.monotonic() < end + 120, "re-verification did not end"
+        time.sleep(0.5)
+    assert checked["status"] == "VERIFIED", checked
+    assert "VERIFIED" in cli("backup", "show", nightly["id"], creds=team).stdout
+
+    # schedules: bad cron refused in one line; created, listed, deleted
+    bad = cli(
+        "backup", "schedule", "create", "bk-cache", "--full", "daily", check=False, creds=team
+    )
+    assert "cron" in _refused(bad)
+    made = _json(
+        server,
+        team,
+        "backup",
+        "schedule",
+        "create",
+        "bk-cache",
+        "--full",
+        "0 3 * * *",
+        "--retention",
+        "14d",
+        "--name",
+        "nightly-auto",
+    )["backup_schedule"]
+    assert (made["full"], made["retention"], made["instance_id"]) == (
+        "0 3 * * *",
+        "14d",
+        source["id"],
+    )
+    listed = _json(server, team, "backup", "schedule", "list", "--instance", "bk-cache")
+    assert [x["id"] for x in listed["backup_schedules"]] == [made["id"]]
+    assert "nightly-auto" in cli("backup", "schedule", "list", creds=team).stdout
+    cli("backup", "schedule", "delete", made["id"], creds=team)
+    assert _json(server, team, "backup", "schedule", "list")["backup_schedules"] == []
+
     # delete: by id, waiting until the backup is gone
     cli("backup", "delete", second["id"], "--wait", creds=team)
     assert second["id"] in _refused(cli("backup", "show", second["id"], check=False, creds=team))

@@ -6,7 +6,6 @@ creates a new instance from a backup and reports it as ``coffer instance create`
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +15,7 @@ from coffer.cli.instances import InstanceArg, instance_fields, print_ready, reso
 from coffer.cli.output import JsonOption, emit_json, print_fields, print_note, print_table
 from coffer.cli.state import CliState, current
 from coffer.cli.waiting import TimeoutOption, WaitOption, wait_for
-from coffer.client import CofferWaitTimeoutError, JSONObject, WaitUntil
+from coffer.client import JSONObject, WaitUntil
 
 __all__ = ["app", "format_bytes"]
 
@@ -26,8 +25,6 @@ BackupArg = Annotated[str, typer.Argument(metavar="BACKUP", help="Backup id or n
 LIST_COLUMNS = ("ID", "Name", "Instance", "Datastore", "Version", "Status", "Parent", "Size")
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 _GIB = 1024**3
-#: the instance status while a backup of it runs
-_BACKING_UP = "BACKUP"
 
 
 def format_bytes(count: float) -> str:
@@ -78,6 +75,10 @@ def backup_fields(view: JSONObject) -> list[tuple[str, Any]]:
     ]
     if view.get("progress_bytes") is not None:
         fields.append(("streamed", _streamed(view)))
+    checked = view.get("verification") or {}
+    if checked.get("status"):
+        fields.append(("verification", f"{checked['status']} {checked.get('verified_at') or ''}"))
+        fields.append(("verification_detail", checked.get("detail")))
     fields += [("created", view.get("created")), ("updated", view.get("updated"))]
     if view.get("fail_reason"):
         fields.append(("fail_reason", view.get("fail_reason")))
@@ -107,10 +108,9 @@ def _print_backup(state: CliState, view: JSONObject) -> None:
 
 def _wait_completed(state: CliState, view: JSONObject, *, timeout: float) -> JSONObject:
     """Wait with a spinner on stderr (status, bytes streamed, seconds) until the backup is
-    COMPLETED and its instance is no longer BACKUP, so the next operation on the instance
-    is not refused as busy. Failures raise the client's wait errors."""
+    COMPLETED (its instance is free again by then). Failures raise the client's wait
+    errors."""
     label = f"backup {_label(view)}"
-    deadline = time.monotonic() + timeout
     with state.err.status(Text(f"{label}: waiting"), spinner="dots") as status:
 
         def show(seen: JSONObject, elapsed: float) -> None:
@@ -118,31 +118,12 @@ def _wait_completed(state: CliState, view: JSONObject, *, timeout: float) -> JSO
             detail = f", {streamed} streamed" if streamed else ""
             status.update(Text(f"{label}: {seen.get('status')}{detail}  {elapsed:.0f}s"))
 
-        done = state.client().wait_for_backup(
+        return state.client().wait_for_backup(
             str(view["id"]),
             timeout=timeout,
             interval=state.hooks.poll_interval,
             on_progress=show,
         )
-        status.update(Text(f"{label}: COMPLETED, waiting for the instance to be released"))
-        _wait_released(state, done, deadline=deadline)
-    return done
-
-
-def _wait_released(state: CliState, backup: JSONObject, *, deadline: float) -> None:
-    """Poll the backed-up instance until its status is no longer BACKUP (the server marks
-    a backup COMPLETED a moment before it gives the instance back)."""
-    client, instance_id = state.client(), str(backup.get("instance_id"))
-    while client.get_instance(instance_id).get("status") == _BACKING_UP:
-        if time.monotonic() >= deadline:
-            raise CofferWaitTimeoutError(
-                f"backup {_label(backup)} is COMPLETED but instance {instance_id} is still BACKUP",
-                instance_id=instance_id,
-                instance=None,
-                backup_id=str(backup.get("id")),
-                backup=backup,
-            )
-        time.sleep(max(0.0, min(state.hooks.poll_interval, deadline - time.monotonic())))
 
 
 @app.command("create")
@@ -274,3 +255,83 @@ def restore(
         return
     ready = wait_for(state, str(view["id"]), until=WaitUntil.READY, timeout=timeout, label=label)
     print_ready(state, ready)
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, backup: BackupArg) -> None:
+    """Restore the backup into a throwaway instance and check it again; see the result
+    with ``coffer backup show``."""
+    state = current(ctx)
+    found = state.client().find_backup(backup)
+    state.client().verify_backup(str(found["id"]))
+    print_note(state, f"verifying {_label(found)}; see: coffer backup show {found.get('id')}")
+
+
+schedules = typer.Typer(help="Automatic backups on cron schedules, with retention.")
+app.add_typer(schedules, name="schedule", no_args_is_help=True)
+SCHEDULE_COLUMNS = ("ID", "Name", "Instance", "Full", "Incremental", "Retention", "Last run")
+
+
+def _schedule_row(view: JSONObject) -> tuple[Any, ...]:
+    return (
+        view.get("id"),
+        view.get("name"),
+        view.get("instance_id"),
+        view.get("full"),
+        view.get("incremental"),
+        view.get("retention"),
+        view.get("last_run"),
+    )
+
+
+@schedules.command("create")
+def schedule_create(
+    ctx: typer.Context,
+    instance: InstanceArg,
+    full: Annotated[
+        str, typer.Option(help="Cron (UTC) of full backups, e.g. '0 3 * * *' (03:00 daily).")
+    ],
+    incremental: Annotated[
+        str | None, typer.Option(help="Cron (UTC) of incremental backups, e.g. '0 * * * *'.")
+    ] = None,
+    retention: Annotated[str, typer.Option(help="Keep backups this long: 7d, 12h, ...")] = "7d",
+    name: Annotated[str | None, typer.Option(help="A name for the schedule.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Back an instance up automatically."""
+    state = current(ctx, json_output=json_output)
+    instance_id = str(resolve_instance(state, instance)["id"])
+    view = state.client().create_backup_schedule(
+        instance_id, full=full, incremental=incremental, retention=retention, name=name
+    )
+    if state.json_output:
+        emit_json({"backup_schedule": view})
+    else:
+        print_table(state, SCHEDULE_COLUMNS, [_schedule_row(view)])
+
+
+@schedules.command("list")
+def schedule_list(
+    ctx: typer.Context,
+    instance: Annotated[str | None, typer.Option(help="Only this instance's (id or name).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List backup schedules."""
+    state = current(ctx, json_output=json_output)
+    instance_id = str(resolve_instance(state, instance)["id"]) if instance else None
+    found = state.client().list_backup_schedules(instance=instance_id)
+    if state.json_output:
+        emit_json({"backup_schedules": found})
+    else:
+        print_table(state, SCHEDULE_COLUMNS, [_schedule_row(v) for v in found])
+
+
+@schedules.command("delete")
+def schedule_delete(
+    ctx: typer.Context,
+    schedule: Annotated[str, typer.Argument(metavar="SCHEDULE", help="Schedule id.")],
+) -> None:
+    """Stop a schedule (the backups it took stay)."""
+    state = current(ctx)
+    state.client().delete_backup_schedule(schedule)
+    print_note(state, f"backup schedule {schedule} deleted")
