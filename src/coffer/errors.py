@@ -10,7 +10,7 @@
     ├── UnprocessableEntity          422  the resource is busy / not in a state to act
     ├── NotImplementedByDatastore    501  the datastore has no notion of the operation
     ├── EngineError                  500  the engine failed doing what was asked
-    ├── StorageError                 500  the object store failed (names store and key)
+    ├── StorageError                 500  the object store failed (Trove's instanceFault)
     │   └── StorageNotFound          500  the object is missing from the store
     ├── IntegrityError               409  a stored backup is tampered with or truncated
     └── AgentUnavailable             503  no agent answered in time
@@ -70,7 +70,7 @@ class EngineError(CofferError):
 
 
 class StorageError(CofferError):
-    status, fault = 500, "storageError"
+    status, fault = 500, "instanceFault"
 
 
 class StorageNotFound(StorageError):

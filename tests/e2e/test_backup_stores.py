@@ -47,6 +47,34 @@ def test_backups_in_swift(
             restored = restore(c, engine, f"st-{kind}-restored", backup["id"])
             made.append(restored["id"])
             assert engine.contents(restored) == expected
+
+            # Trove's backup strategies: this instance's backups go to another container
+            other = f"{bucket}-alt"
+            for bad in ("UPPER", "a", "with/slash", "x" * 70):
+                r = c.post(
+                    "/backup_strategies",
+                    json={"backup_strategy": {"instance_id": src["id"], "swift_container": bad}},
+                )
+                assert r.status_code == 400, (bad, r.text)
+            r = c.post(
+                "/backup_strategies",
+                json={"backup_strategy": {"instance_id": src["id"], "swift_container": other}},
+            )
+            assert r.status_code == 202, r.text
+            assert r.json()["backup_strategy"]["swift_container"] == other
+            listed = c.get("/backup_strategies", params={"instance_id": src["id"]}).json()
+            assert [x["swift_container"] for x in listed["backup_strategies"]] == [other]
+            moved = take_backup(c, src["id"], f"moved-{kind}")
+            alt = open_store(config.model_copy(update={"container": other}))
+            moved_prefix = f"{moved['project_id']}/{moved['id']}/"
+            assert alt.list(moved_prefix) == [moved_prefix + "data", moved_prefix + "manifest.json"]
+            assert store.list(moved_prefix) == []
+            assert wait_verified(c, moved["id"])["verification"]["status"] == "VERIFIED"
+            assert (
+                c.delete("/backup_strategies", params={"instance_id": src["id"]}).status_code == 202
+            )
+            assert c.get("/backup_strategies").json()["backup_strategies"] == []
+            assert c.delete(f"/backups/{moved['id']}").status_code == 202
         finally:
             delete_instances(c, ids=made)
         assert c.delete(f"/backups/{backup['id']}").status_code == 202

@@ -151,10 +151,14 @@ def test_backup_bad_input(server: CofferServer, admin: Credentials) -> None:
             {"backup": {"name": "x", "instance": "y", "incremental": 2}},
             {"backup": {"name": "x", "instance": "y", "colour": "red"}},
             {"backup": {"name": "x"}},
+            {"backup": {"name": "x", "instance": "y", "swift_container": "elsewhere"}},
         ):
             r = c.post("/backups", json=body)
             assert r.status_code == 400, (body, r.text)
             fault(r)
+        r = c.post("/backup_strategies", json={"backup_strategy": {"swift_container": "abc"}})
+        assert r.status_code == 400 and "directory" in fault(r)[2]
+        assert c.get("/backup_strategies").json() == {"backup_strategies": []}
         assert c.get("/backups/nope").status_code == 404
         assert c.delete("/backups/nope").status_code == 404
         r = c.post(
@@ -225,7 +229,7 @@ def test_scheduled_backups_and_retention(fresh_server: CofferServer) -> None:
                 }
             },
         )
-        assert r.status_code == 200, r.text
+        assert r.status_code == 202, r.text
         sched = r.json()["backup_schedule"]
         assert sched["full"] == "*/2 * * * * *" and sched["retention"] == "6s"
 

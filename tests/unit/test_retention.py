@@ -40,6 +40,17 @@ def test_old_chain_kept_while_a_young_incremental_needs_it() -> None:
     assert expired(backups, now=NOW, keep=timedelta(days=7)) == ["inc0", "full0"]
 
 
+def test_a_backup_retention_does_not_own_keeps_its_chain() -> None:
+    old = NOW - timedelta(days=30)
+    backups = [
+        Kept("full", None, old),
+        Kept("manual", "full", old + timedelta(hours=1), prunable=False),
+        Kept("running", None, old, prunable=False),
+        Kept("lone", None, old),
+    ]
+    assert expired(backups, now=NOW, keep=timedelta(days=7)) == ["lone"]
+
+
 def test_nothing_expires_inside_retention() -> None:
     backups = [Kept("a", None, NOW - timedelta(days=1)), Kept("b", "a", NOW)]
     assert expired(backups, now=NOW, keep=timedelta(days=7)) == []
@@ -52,7 +63,7 @@ def forests(draw: st.DrawFn) -> list[Kept]:
     for i in range(n):
         parent = draw(st.one_of(st.none(), st.sampled_from([b.id for b in out]))) if out else None
         age = draw(st.integers(0, 30 * 24))
-        out.append(Kept(f"b{i}", parent, NOW - timedelta(hours=age)))
+        out.append(Kept(f"b{i}", parent, NOW - timedelta(hours=age), prunable=draw(st.booleans())))
     return out
 
 
@@ -63,8 +74,8 @@ def test_pruning_keeps_every_chain_restorable(backups: list[Kept], keep_hours: i
     by_id = {b.id: b for b in backups}
     left = set(by_id) - set(doomed)
     for b in backups:
-        if NOW - b.created <= keep:
-            assert b.id in left, "a backup inside retention is never pruned"
+        if NOW - b.created <= keep or not b.prunable:
+            assert b.id in left, "a backup inside retention, or not owned, is never pruned"
     for i in left:
         parent = by_id[i].parent_id
         assert parent is None or parent in left, "every kept backup keeps its parent"

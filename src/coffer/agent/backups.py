@@ -58,12 +58,11 @@ def restore_chain(
     engine: Engine, paths: InstancePaths, spec: InstanceSpec, restore: dict[str, Any]
 ) -> None:
     """Build the instance's data directory from a backup chain (full first)."""
-    store = open_store(StoreConfig.model_validate(restore["store"]))
     with ExitStack() as stack:
         streams = [
             stack.enter_context(
                 pipeline.download(
-                    store,
+                    open_store(StoreConfig.model_validate(link["store"])),
                     link["location"],
                     data_key=base64.b64decode(link["data_key"]),
                     context=link["id"].encode(),

@@ -6,6 +6,11 @@
 
 SIGTERM/SIGINT stop every engine cleanly before the agent exits. The agent holds an
 exclusive lock on ``<state_dir>/agent.lock`` (holding its pid) for its whole life.
+
+Blocking work is kept apart so that none of it waits behind another kind: commands run on
+the loop's default executor (``_COMMAND_THREADS``, not Python's cpus + 4), background
+probes on the supervisors' own pool, and each usage sweep as one job on a thread of its
+own.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -25,6 +32,7 @@ from coffer.agent import limits, osusers, volumes
 from coffer.agent.control import ControlClient, NotRegistered
 from coffer.agent.executor import Executor, volume_note
 from coffer.agent.store import InstanceStore
+from coffer.agent.volumes import Usage
 from coffer.contracts.agent_v1 import (
     AgentCommand,
     CommandResult,
@@ -36,6 +44,10 @@ from coffer.errors import CofferError, error_code
 from coffer.settings import AgentSettings
 
 log = logging.getLogger("coffer.agent")
+
+#: threads for command work (the default executor): a backup or a restore holds one for
+#: its whole length, so a handful of them must not stall every other command
+_COMMAND_THREADS = 32
 
 
 class Agent:
@@ -65,6 +77,9 @@ class Agent:
         self._usage: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=_COMMAND_THREADS, thread_name_prefix="coffer-command")
+        )
         # first, so that their volumes are not mistaken for instances' below
         await self.executor.verifier.sweep()
         await asyncio.to_thread(self.volumes.reattach_all, self.store.root)
@@ -180,17 +195,43 @@ class Agent:
             await asyncio.sleep(self._interval)
 
     async def _usage_scanner(self) -> None:
-        """Volume usage for heartbeats, and the read-only guard of nearly full volumes."""
-        while True:
-            for iid, sup in list(self.executor.supervisors.items()):
-                root = self.store.paths(iid).root
-                try:
-                    usage = await asyncio.to_thread(self.volumes.usage, root, sup.spec.volume_gb)
-                    self._usage[iid] = usage.used_bytes
-                    await self.executor.guard_volume(iid, usage)
-                except (OSError, CofferError) as exc:
-                    log.warning("volume check of %s failed: %s", iid, exc)
-            await asyncio.sleep(self.settings.volume_check_s)
+        """Volume usage for heartbeats, and the read-only guard of nearly full volumes.
+
+        Each sweep measures every volume in one job on a thread of its own (a slow
+        filesystem walk delays the next sweep, never a command), then applies the guard.
+        """
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coffer-usage")
+        try:
+            while True:
+                await self._sweep_usage(pool)
+                await asyncio.sleep(self.settings.volume_check_s)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # never hold up the agent's exit
+
+    async def _sweep_usage(self, pool: ThreadPoolExecutor) -> None:
+        volumes = {
+            iid: (self.store.paths(iid).root, sup.spec.volume_gb)
+            for iid, sup in list(self.executor.supervisors.items())
+        }
+        measured = await asyncio.get_running_loop().run_in_executor(pool, self._measure, volumes)
+        for iid, usage in measured.items():
+            self._usage[iid] = usage.used_bytes
+            try:
+                await self.executor.guard_volume(iid, usage)
+            except (OSError, CofferError) as exc:
+                log.warning("volume check of %s failed: %s", iid, exc)
+        for iid in set(self._usage) - set(self.executor.supervisors):
+            del self._usage[iid]
+
+    def _measure(self, volumes: dict[str, tuple[Path, int]]) -> dict[str, Usage]:
+        """Usage of each volume (blocks); one that cannot be measured is left out."""
+        out = {}
+        for iid, (root, size_gb) in volumes.items():
+            try:
+                out[iid] = self.volumes.usage(root, size_gb)
+            except (OSError, CofferError) as exc:
+                log.warning("volume check of %s failed: %s", iid, exc)
+        return out
 
 
 def _hold_lock(settings: AgentSettings) -> IO[str]:

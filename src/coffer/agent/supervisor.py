@@ -4,17 +4,26 @@ It keeps the process in its desired state: starts it (or adopts one left running
 previous agent), restarts it with backoff when it dies, stops it on request, and records
 what it observes (``status``) for the heartbeat. The engine runs in its own session as
 the unprivileged engine user, so stopping kills its whole process group.
+
+Background probes of every supervisor on the host share one small thread pool of their
+own (``probe_pool``), and a healthy engine is probed less and less often (up to every
+``_HEALTHY_PROBE_MAX_S``): with a hundred idle instances, probes neither fill the
+default thread pool that command work runs on nor keep it busy. A death is still seen
+within ``_CHECK_S`` (the process is checked, not probed), and a probe run for a command
+(``wait_accepting``) goes through the command path, never behind background probes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import pwd
 import signal
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from coffer.agent.limits import ResourceLimits, launch_in_groups
 from coffer.contracts.engine import InstanceSpec
@@ -33,6 +42,19 @@ _KILL_WAIT_S = 30.0
 _LOOP_EXIT_S = 10.0
 #: a start waited on fails after this many consecutive crashes (e.g. its port is taken)
 _GIVE_UP_AFTER = 3
+#: background probes: every second while an engine is not known healthy, then, while it
+#: stays healthy, twice as long after each success up to this (a hung engine shows within)
+_PROBE_EVERY_S = 1.0
+_HEALTHY_PROBE_MAX_S = 8.0
+#: threads shared by the background probes of all supervisors: a probe of a hung engine
+#: holds one for its timeout (1-2 s), so a few of them hold up others' probes, not commands
+_PROBE_THREADS = 4
+
+
+@functools.cache
+def probe_pool() -> Executor:
+    """The thread pool background probes run on (one per agent process, made on first use)."""
+    return ThreadPoolExecutor(max_workers=_PROBE_THREADS, thread_name_prefix="coffer-probe")
 
 
 def _alive(pid: int) -> bool:
@@ -56,9 +78,17 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
 
 class EngineSupervisor:
     def __init__(
-        self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, limits: ResourceLimits
+        self,
+        engine: Engine,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        limits: ResourceLimits,
+        *,
+        probes: Executor | None = None,
     ) -> None:
+        """``probes``: where background probes run (default: the shared ``probe_pool``)."""
         self.engine = engine
+        self._probes = probes
         self._limits = limits
         self.paths = paths
         self.spec = spec
@@ -119,9 +149,11 @@ class EngineSupervisor:
         await self.stop()
 
     async def wait_accepting(self, timeout_s: float) -> None:
+        """Wait until the engine answers a probe (run on the default executor, with the
+        command waiting for it); EngineError on timeout or repeated crashes."""
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
-            if self._pid is not None and await self._probe():
+            if self._pid is not None and await self._probe(None):
                 self.status = self.accepting_status()
                 return
             if self._failures >= _GIVE_UP_AFTER:
@@ -144,17 +176,19 @@ class EngineSupervisor:
     # -- the loop ----------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        last_probe = 0.0
+        next_probe, interval = 0.0, _PROBE_EVERY_S
         while not self._closed:
             if self._want_running and (self._pid is None or not _alive(self._pid)):
                 await self._bring_up()
-            elif self._want_running and time.monotonic() - last_probe >= 1.0:
-                last_probe = time.monotonic()
-                accepting = await self._probe()
+                next_probe, interval = 0.0, _PROBE_EVERY_S  # a new process: probe it soon
+            elif self._want_running and time.monotonic() >= next_probe:
+                accepting = await self._probe(self._probes or probe_pool())
                 if accepting:
                     self._failures = 0
                 if self.status is not ServiceStatus.RESTARTING:
                     self.status = self.accepting_status() if accepting else ServiceStatus.RUNNING
+                interval = _next_probe_interval(interval, accepting)
+                next_probe = time.monotonic() + interval
             self._wake.clear()
             if self._closed:
                 return
@@ -233,9 +267,16 @@ class EngineSupervisor:
             self._pid = None
             self._proc = None
 
-    async def _probe(self) -> bool:
-        probe = await asyncio.to_thread(self.engine.lifecycle.probe, self.paths, self.spec)
+    async def _probe(self, pool: Executor | None) -> bool:
+        """Probe on ``pool`` (None: the loop's default executor, as commands use)."""
+        loop = asyncio.get_running_loop()
+        probe = await loop.run_in_executor(pool, self.engine.lifecycle.probe, self.paths, self.spec)
         return probe.accepting
+
+
+def _next_probe_interval(interval: float, accepting: bool) -> float:
+    """Seconds to the next background probe: back off while healthy, reset otherwise."""
+    return min(interval * 2, _HEALTHY_PROBE_MAX_S) if accepting else _PROBE_EVERY_S
 
 
 async def terminate(pid: int, stop_signal: signal.Signals) -> None:

@@ -8,8 +8,14 @@ from typing import Any
 
 from coffer.clock import isoformat
 from coffer.contracts.engine import ParameterRule
-from coffer.db.models import BackupSchedule, Datastore, DatastoreVersion, Flavor
-from coffer.domain.states import ServiceStatus, StatusInputs, TaskStatus, public_status
+from coffer.db.models import BackupSchedule, BackupStrategy, Datastore, DatastoreVersion, Flavor
+from coffer.domain.states import (
+    BackupState,
+    ServiceStatus,
+    StatusInputs,
+    TaskStatus,
+    public_status,
+)
 from coffer.services.backup_records import BackupRecord
 from coffer.services.configurations import ConfigurationRecord
 from coffer.services.records import InstanceRecord
@@ -225,7 +231,7 @@ def paginate(
 def backup(ctx: ViewContext, rec: BackupRecord) -> dict[str, Any]:
     """Trove's backup view, plus Coffer's ``raw_size``/``checksum``/``fail_reason``."""
     b = rec.backup
-    completed = b.state == "COMPLETED"
+    completed = b.state == BackupState.COMPLETED.value
     out: dict[str, Any] = {
         "id": b.id,
         "name": b.name,
@@ -246,7 +252,7 @@ def backup(ctx: ViewContext, rec: BackupRecord) -> dict[str, Any]:
         "raw_size": b.raw_bytes,
         "checksum": b.checksum,
     }
-    if b.state == "BUILDING":
+    if b.state == BackupState.BUILDING.value:
         out["progress_bytes"] = b.progress_bytes
     if b.fail_reason:
         out["fail_reason"] = b.fail_reason
@@ -271,4 +277,13 @@ def backup_schedule(ctx: ViewContext, sched: BackupSchedule) -> dict[str, Any]:
         "last_run_at": isoformat(sched.last_run_at) if sched.last_run_at else None,
         "created": isoformat(sched.created),
         "links": ctx.links("backup_schedules", sched.id),
+    }
+
+
+def backup_strategy(strategy: BackupStrategy) -> dict[str, Any]:
+    return {
+        "project_id": strategy.project_id,
+        "instance_id": strategy.instance_id,
+        "backend": strategy.backend,
+        "swift_container": strategy.swift_container,
     }

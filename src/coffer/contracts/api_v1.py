@@ -267,3 +267,13 @@ class BackupScheduleCreate(_Body):
 
 class BackupScheduleCreateBody(_Body):
     backup_schedule: BackupScheduleCreate
+
+
+class BackupStrategyCreate(_Body):
+    instance_id: str | None = None
+    swift_container: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    backend: str | None = None
+
+
+class BackupStrategyCreateBody(_Body):
+    backup_strategy: BackupStrategyCreate

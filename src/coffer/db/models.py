@@ -185,11 +185,13 @@ class Backup(Base):
     datastore_version_id: Mapped[str] = mapped_column(ForeignKey("datastore_versions.id"))
     #: NEW, BUILDING, COMPLETED, FAILED, DELETE_FAILED (Trove's backup states)
     state: Mapped[str] = mapped_column(String(16), index=True)
-    workflow_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    workflow_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     #: the store's key of the data object; the manifest sits beside it
     location: Mapped[str] = mapped_column(String(512))
     #: the store's description when the backup was taken (no secrets)
     store: Mapped[str] = mapped_column(String(512), default="")
+    #: the store's container (Swift) or bucket (S3) holding it
+    container: Mapped[str] = mapped_column(String(255))
     #: per-backup data key, sealed with the deployment master key
     data_key_sealed: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -231,4 +233,18 @@ class BackupSchedule(Base):
     #: what the last run did (e.g. "started backup ...", "skipped: instance busy")
     last_run: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BackupStrategy(Base):
+    """Trove's backup strategy: the container new backups of a project (``instance_id``
+    None) or of one instance go to."""
+
+    __tablename__ = "backup_strategies"
+    __table_args__ = (UniqueConstraint("project_id", "instance_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    swift_container: Mapped[str] = mapped_column(String(255))
     created: Mapped[datetime] = mapped_column(DateTime)

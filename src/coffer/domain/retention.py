@@ -31,25 +31,28 @@ def parse_retention(text: str) -> timedelta:
 
 @dataclass(frozen=True)
 class Kept:
-    """What pruning needs to know of one backup."""
+    """What pruning needs to know of one backup. ``prunable`` is False for backups the
+    retention does not own (taken by hand or by another schedule, or still running):
+    they are never pruned, and neither are their ancestors."""
 
     id: str
     parent_id: str | None
     created: datetime
+    prunable: bool = True
 
 
 def expired(backups: Iterable[Kept], *, now: datetime, keep: timedelta) -> list[str]:
-    """Ids of the backups older than ``keep`` that no younger backup depends on, children
-    before their parents (the order to delete them in)."""
+    """Ids of the prunable backups older than ``keep`` that no kept backup depends on,
+    children before their parents (the order to delete them in)."""
     items = {b.id: b for b in backups}
-    young = [b for b in items.values() if now - b.created <= keep]
+    candidates = {i for i, b in items.items() if b.prunable and now - b.created > keep}
     needed: set[str] = set()
-    for b in young:
-        parent = b.parent_id
+    for i in set(items) - candidates:
+        parent = items[i].parent_id
         while parent is not None and parent not in needed and parent in items:
             needed.add(parent)
             parent = items[parent].parent_id
-    doomed = {i for i, b in items.items() if now - b.created > keep and i not in needed}
+    doomed = candidates - needed
 
     def depth(backup_id: str) -> int:
         n, parent = 0, items[backup_id].parent_id

@@ -130,6 +130,15 @@ class BackupState(StrEnum):
     DELETE_FAILED = "DELETE_FAILED"
 
 
+class VerifyStatus(StrEnum):
+    """Where the proof that a backup restores stands."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    VERIFIED = "VERIFIED"
+    FAILED = "FAILED"
+
+
 #: backups that are still being taken
 RUNNING_BACKUPS = frozenset({BackupState.NEW, BackupState.BUILDING})
 

@@ -8,8 +8,10 @@ import json
 import time
 import uuid
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from coffer.clock import utcnow
 from coffer.contracts.agent_v1 import (
@@ -94,21 +96,24 @@ async def poll(rt: Runtime, host_id: str, running: list[str], wait_s: float) -> 
 _VOLUME_FAULT = "volume-guard"
 
 
-def _note_volume_fault(inst: Instance, obs: InstanceObservation, now: datetime) -> None:
-    """Show why an instance is BLOCKED as its fault; clear that fault once it is not."""
-    if obs.service_status == ServiceStatus.BLOCKED.value and obs.detail:
-        if inst.fault_message != obs.detail:
-            inst.fault_message, inst.fault_details, inst.fault_created = (
-                obs.detail,
-                _VOLUME_FAULT,
-                now,
-            )
-    elif inst.fault_details == _VOLUME_FAULT:
-        inst.fault_message = inst.fault_details = inst.fault_created = None
+class _Stored(Protocol):
+    """What the heartbeat compares an observation with (a row of ``_store_observations``)."""
+
+    service_status: str
+    service_seq: int
+    volume_used_bytes: int | None
+    fault_message: str | None
+    fault_details: str | None
 
 
 def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
-    """Store observed state; a heartbeat older than the last one seen is dropped."""
+    """Store observed state; a heartbeat older than the last one seen is dropped.
+
+    The write is kept short whatever the number of instances (it holds the metadata
+    database's write lock, which the workflows' steps wait for): every observed instance's
+    ``service_status_updated`` is stamped in one statement, and a row is updated on its
+    own only when what was observed of it changed.
+    """
     now = utcnow()
     with rt.sessions.begin() as s:
         accepted = s.execute(
@@ -121,30 +126,85 @@ def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
                 facts=json.dumps(hb.facts),
             )
         ).rowcount  # type: ignore[attr-defined]
-        if accepted:
-            known = {o.instance_id: o for o in hb.instances}
-            rows = s.scalars(
-                select(Instance).where(Instance.host_id == host_id, Instance.deleted.is_(False))
-            ).all()
-            for inst in rows:
-                obs = known.get(inst.id)
-                if obs is None or inst.task_status == TaskStatus.BUILDING.value:
-                    continue
-                inst.service_status_updated = now
-                if obs.seq > inst.service_seq:
-                    inst.service_status = ServiceStatus(obs.service_status).value
-                    inst.service_seq = obs.seq
-                    _note_volume_fault(inst, obs, now)
-                inst.volume_used_bytes = obs.volume_used_bytes
-                if obs.backup_bytes is not None and inst.task_status == TaskStatus.BACKUP.value:
-                    s.execute(
-                        update(Backup)
-                        .where(
-                            Backup.workflow_id == inst.task_workflow_id,
-                            Backup.state == BackupState.BUILDING.value,
-                        )
-                        .values(progress_bytes=obs.backup_bytes)
-                    )
+        if accepted and hb.instances:
+            _store_observations(s, host_id, hb.instances, now)
     return HeartbeatResponse(
         accepted=bool(accepted), heartbeat_interval_s=rt.settings.heartbeat_interval_s
     )
+
+
+def _store_observations(
+    s: Session, host_id: str, observations: list[InstanceObservation], now: datetime
+) -> None:
+    """Apply the observations of the host's live instances (not those still BUILDING:
+    their create owns their state until it finishes)."""
+    known = {o.instance_id: o for o in observations}
+    rows = s.execute(
+        select(
+            Instance.id,
+            Instance.task_status,
+            Instance.task_workflow_id,
+            Instance.service_status,
+            Instance.service_seq,
+            Instance.volume_used_bytes,
+            Instance.fault_message,
+            Instance.fault_details,
+        ).where(
+            Instance.host_id == host_id,
+            Instance.deleted.is_(False),
+            Instance.task_status != TaskStatus.BUILDING.value,
+            Instance.id.in_(list(known)),
+        )
+    ).all()
+    if not rows:
+        return
+    s.execute(
+        update(Instance)
+        .where(Instance.id.in_([row.id for row in rows]))
+        .values(service_status_updated=now)
+    )
+    for row in rows:
+        obs = known[row.id]
+        changes = _observed_changes(row, obs, now)
+        if changes:
+            s.execute(update(Instance).where(Instance.id == row.id).values(**changes))
+        if obs.backup_bytes is not None and row.task_status == TaskStatus.BACKUP.value:
+            s.execute(
+                update(Backup)
+                .where(
+                    Backup.workflow_id == row.task_workflow_id,
+                    Backup.state == BackupState.BUILDING.value,
+                )
+                .values(progress_bytes=obs.backup_bytes)
+            )
+
+
+def _observed_changes(row: _Stored, obs: InstanceObservation, now: datetime) -> dict[str, Any]:
+    """The columns of ``row`` that ``obs`` changes (empty when it confirms them).
+
+    An observation older than the stored one (``seq``) changes no status or fault; the
+    sequence number is only advanced along with a status it brings.
+    """
+    changes: dict[str, Any] = {}
+    if obs.seq > row.service_seq:
+        status = ServiceStatus(obs.service_status).value
+        if status != row.service_status:
+            changes.update(service_status=status, service_seq=obs.seq)
+        changes.update(_volume_fault_changes(row, obs, now))
+    if obs.volume_used_bytes != row.volume_used_bytes:
+        changes["volume_used_bytes"] = obs.volume_used_bytes
+    return changes
+
+
+def _volume_fault_changes(row: _Stored, obs: InstanceObservation, now: datetime) -> dict[str, Any]:
+    """Show why an instance is BLOCKED as its fault; clear that fault once it is not."""
+    if obs.service_status == ServiceStatus.BLOCKED.value and obs.detail:
+        if row.fault_message != obs.detail:
+            return {
+                "fault_message": obs.detail,
+                "fault_details": _VOLUME_FAULT,
+                "fault_created": now,
+            }
+    elif row.fault_details == _VOLUME_FAULT:
+        return {"fault_message": None, "fault_details": None, "fault_created": None}
+    return {}

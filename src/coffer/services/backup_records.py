@@ -14,6 +14,7 @@ from coffer.db.models import Backup, Datastore, DatastoreVersion
 from coffer.domain.states import BackupState
 from coffer.errors import Conflict, NotFound
 from coffer.services.runtime import Runtime
+from coffer.storage import StoreConfig
 
 
 def object_key(project_id: str, backup_id: str, name: str = "data") -> str:
@@ -60,6 +61,7 @@ def manifest(rec: BackupRecord) -> dict[str, Any]:
         "engine": rec.version.manager,
         "version": rec.version.version,
         "location": b.location,
+        "container": b.container,
         "size": b.size_bytes,
         "raw_size": b.raw_bytes,
         "sha256": b.checksum,
@@ -81,9 +83,23 @@ def chain_of(s: Session, backup: Backup) -> list[Backup]:
             raise Conflict(f"Backup {chain[0].id} has lost its parent {chain[0].parent_id}.")
         chain.insert(0, parent)
     for b in chain:
-        if b.state != BackupState.COMPLETED.value:
-            raise Conflict(f"Backup {b.id} is {b.state}: only COMPLETED backups can be restored.")
+        if b.state != BackupState.COMPLETED.value or being_deleted(b):
+            state = "being deleted" if being_deleted(b) else b.state
+            raise Conflict(f"Backup {b.id} is {state}: only COMPLETED backups can be restored.")
     return chain
+
+
+#: workflow ids of backup deletions start so: a backup carrying one is going away
+DELETE_PREFIX = "delete-backup-"
+
+
+def being_deleted(backup: Backup) -> bool:
+    return (backup.workflow_id or "").startswith(DELETE_PREFIX)
+
+
+def store_of(rt: Runtime, backup: Backup) -> StoreConfig:
+    """The deployment's store, at the container the backup went to."""
+    return rt.settings.store_config.model_copy(update={"container": backup.container})
 
 
 def restore_payload(rt: Runtime, chain: list[Backup]) -> dict[str, Any]:
@@ -96,8 +112,8 @@ def restore_payload(rt: Runtime, chain: list[Backup]) -> dict[str, Any]:
                 "location": b.location,
                 "checksum": b.checksum,
                 "data_key": base64.b64encode(rt.sealer.open(b.data_key_sealed)).decode(),
+                "store": store_of(rt, b).model_dump(),
             }
             for b in chain
         ],
-        "store": rt.settings.store_config.model_dump(),
     }

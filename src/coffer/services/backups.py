@@ -13,14 +13,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from coffer import engines
 from coffer.clock import utcnow
 from coffer.contracts.api_v1 import BackupCreate
 from coffer.db.models import Backup, DatastoreVersion, Instance
-from coffer.domain.states import IDLE_TASKS, RUNNING_BACKUPS, BackupState, TaskStatus
+from coffer.domain.states import (
+    IDLE_TASKS,
+    RUNNING_BACKUPS,
+    BackupState,
+    TaskStatus,
+    VerifyStatus,
+)
 from coffer.errors import (
     BadRequest,
     Conflict,
@@ -29,10 +35,12 @@ from coffer.errors import (
     NotImplementedByDatastore,
     UnprocessableEntity,
 )
-from coffer.services import quotas, records
+from coffer.services import backup_strategies, quotas, records
 from coffer.services.backup_records import (
+    DELETE_PREFIX,
     BackupRecord,
     backup_query,
+    being_deleted,
     chain_of,
     load,
     object_key,
@@ -97,6 +105,8 @@ def record(
     from their own workflow)."""
     if body.restore_from is not None:
         raise BadRequest("restore_from (registering a backup taken elsewhere) is not supported")
+    if body.swift_container is not None:
+        backup_strategies.check_container(rt, body.swift_container)
     if body.storage_driver not in (None, "swift"):
         raise BadRequest(
             f"storage_driver {body.storage_driver!r} is not supported: backups go to the "
@@ -121,6 +131,9 @@ def record(
             )
         quotas.lock_project(s, owner)
         quotas.check(rt, s, owner, {"backups": 1})
+        container = body.swift_container or backup_strategies.container_for(
+            rt, s, owner, rec.instance.id
+        )
         restart_pending = rec.instance.task_status == TaskStatus.RESTART_REQUIRED.value
         claim(
             s,
@@ -143,7 +156,8 @@ def record(
                 state=BackupState.NEW.value,
                 workflow_id=workflow_id,
                 location=object_key(owner, backup_id),
-                store=_describe(store.kind, store.location, store.container),
+                store=_describe(store.kind, store.location, container),
+                container=container,
                 data_key_sealed=rt.sealer.seal(new_data_key()),
                 positions_json="{}",
                 counts_json="{}",
@@ -175,10 +189,9 @@ def _parent(s: Session, inst: Instance, body: BackupCreate) -> Backup | None:
                 f"backup {parent.id} is of another instance: an incremental needs a parent "
                 f"taken from instance {inst.id}"
             )
-        if parent.state != BackupState.COMPLETED.value:
-            raise Conflict(
-                f"Backup {parent.id} is {parent.state}, not COMPLETED: it cannot be a parent."
-            )
+        if parent.state != BackupState.COMPLETED.value or being_deleted(parent):
+            state = "being deleted" if being_deleted(parent) else parent.state
+            raise Conflict(f"Backup {parent.id} is {state}, not COMPLETED: it cannot be a parent.")
         return parent
     if body.incremental:
         return s.execute(
@@ -187,6 +200,7 @@ def _parent(s: Session, inst: Instance, body: BackupCreate) -> Backup | None:
                 Backup.instance_id == inst.id,
                 Backup.deleted.is_(False),
                 Backup.state == BackupState.COMPLETED.value,
+                Backup.workflow_id.not_like(f"{DELETE_PREFIX}%"),
             )
             .order_by(Backup.created.desc())
             .limit(1)
@@ -211,7 +225,7 @@ def mark_for_deletion(s: Session, doomed: list[Backup]) -> tuple[str, list[str]]
         raise UnprocessableEntity(
             f"Backup {', '.join(running)} is still running; delete it when it has ended."
         )
-    workflow_id = f"delete-backup-{doomed[0].id}-{uuid.uuid4().hex[:8]}"
+    workflow_id = f"{DELETE_PREFIX}{doomed[0].id}-{uuid.uuid4().hex[:8]}"
     for b in doomed:
         b.workflow_id = workflow_id
         b.updated = utcnow()
@@ -221,24 +235,39 @@ def mark_for_deletion(s: Session, doomed: list[Backup]) -> tuple[str, list[str]]
 def verify(rt: Runtime, project_id: str | None, backup_id: str) -> None:
     """Prove a COMPLETED backup restorable again (Coffer extension; every backup is also
     verified once right after it completes)."""
+    busy = [VerifyStatus.PENDING.value, VerifyStatus.RUNNING.value]
     with rt.sessions.begin() as s:
         b = load(s, backup_id, project_id).backup
         if b.state != BackupState.COMPLETED.value:
             raise Conflict(f"Backup {b.id} is {b.state}: only COMPLETED backups can be verified.")
-        if b.verify_status in ("PENDING", "RUNNING"):
+        claimed = s.execute(
+            update(Backup)
+            .where(
+                Backup.id == b.id,
+                Backup.verify_status.is_(None) | Backup.verify_status.not_in(busy),
+            )
+            .values(verify_status=VerifyStatus.PENDING.value)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if claimed != 1:
             raise UnprocessableEntity(f"Backup {b.id} is being verified already.")
-        b.verify_status = "PENDING"
     wf.start_verify(f"verify-{backup_id}-{uuid.uuid4().hex[:8]}", backup_id)
 
 
 def fail_running(s: Session, instance_id: str, reason: str) -> None:
     """Mark the instance's running backups FAILED (Trove's reset_status does)."""
+    _fail(s, Backup.instance_id == instance_id, reason)
+
+
+def fail_workflow(s: Session, workflow_id: str, reason: str) -> None:
+    """Mark the running backup of a workflow that will never run FAILED."""
+    _fail(s, Backup.workflow_id == workflow_id, reason)
+
+
+def _fail(s: Session, which: ColumnElement[bool], reason: str) -> None:
     s.execute(
         update(Backup)
-        .where(
-            Backup.instance_id == instance_id,
-            Backup.state.in_([r.value for r in RUNNING_BACKUPS]),
-        )
+        .where(which, Backup.state.in_([r.value for r in RUNNING_BACKUPS]))
         .values(state=BackupState.FAILED.value, fail_reason=reason, updated=utcnow())
     )
 

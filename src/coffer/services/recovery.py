@@ -16,12 +16,20 @@ from sqlalchemy import select
 from coffer.clock import utcnow
 from coffer.db.models import Instance
 from coffer.domain.states import TaskStatus
+from coffer.services import backups
 from coffer.services.runtime import Runtime
 from coffer.workflows import instances as wf
 
 log = logging.getLogger("coffer.recovery")
 
-_ACTIVE = (TaskStatus.BUILDING, TaskStatus.DELETING, TaskStatus.REBOOTING, TaskStatus.RESIZING)
+_ACTIVE = (
+    TaskStatus.BUILDING,
+    TaskStatus.DELETING,
+    TaskStatus.REBOOTING,
+    TaskStatus.RESIZING,
+    TaskStatus.UPDATING,
+    TaskStatus.BACKUP,
+)
 _FINISHED = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 
 
@@ -47,6 +55,9 @@ def mend_orphaned_tasks(rt: Runtime) -> None:
             log.info("restarted the delete of %s", instance_id)
             continue
         after = TaskStatus.BUILDING_ERROR if task == TaskStatus.BUILDING.value else TaskStatus.NONE
+        if task == TaskStatus.BACKUP.value and workflow_id:
+            with rt.sessions.begin() as s:
+                backups.fail_workflow(s, workflow_id, "interrupted before it started; retry")
         _set_task(
             rt,
             instance_id,

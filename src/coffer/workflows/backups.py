@@ -24,9 +24,16 @@ from coffer.clock import utcnow
 from coffer.contracts.agent_v1 import CommandKind
 from coffer.contracts.engine import InstanceSpec
 from coffer.db.models import Backup, Host, PortLease
-from coffer.domain.states import BackupState
+from coffer.domain.states import BackupState, VerifyStatus
 from coffer.services import placement
-from coffer.services.backup_records import chain_of, load, manifest, object_key, restore_payload
+from coffer.services.backup_records import (
+    chain_of,
+    load,
+    manifest,
+    object_key,
+    restore_payload,
+    store_of,
+)
 from coffer.services.commands import CommandBus
 from coffer.storage import open_store
 from coffer.workflows.runtime import current
@@ -79,7 +86,7 @@ def backup_payload(backup_id: str) -> str:
                 "data_key": base64.b64encode(rt.sealer.open(b.data_key_sealed)).decode(),
                 "parent": json.loads(parent.positions_json) if parent else None,
             },
-            "store": rt.settings.store_config.model_dump(),
+            "store": store_of(rt, b).model_dump(),
         }
     return rt.sealer.seal(json.dumps(payload).encode())
 
@@ -114,7 +121,7 @@ def complete(backup_id: str, result: dict[str, Any]) -> None:
     with rt.sessions() as s:
         rec = load(s, backup_id, None)
     document = json.dumps(manifest(rec), indent=2, sort_keys=True).encode()
-    open_store(rt.settings.store_config).put(
+    open_store(store_of(rt, rec.backup)).put(
         object_key(rec.backup.project_id, backup_id, "manifest.json"), [document]
     )
     with rt.sessions.begin() as s:
@@ -146,7 +153,7 @@ def delete_objects(backup_id: str) -> None:
         if b is None or b.deleted:
             return
         prefix = b.location.rsplit("/", 1)[0] + "/"
-    store = open_store(rt.settings.store_config)
+        store = open_store(store_of(rt, b))
     for key in store.list(prefix):
         store.delete(key)
     with rt.sessions.begin() as s:
@@ -188,7 +195,7 @@ def begin_verification(backup_id: str, throwaway: str) -> str:
             host_id = host.id
         else:
             host_id = lease.host_id
-        rec.backup.verify_status = "RUNNING"
+        rec.backup.verify_status = VerifyStatus.RUNNING.value
         rec.backup.verify_detail = None
     return host_id
 
@@ -245,7 +252,7 @@ def record_verification(backup_id: str, ok: bool, detail: str) -> None:
             update(Backup)
             .where(Backup.id == backup_id)
             .values(
-                verify_status="VERIFIED" if ok else "FAILED",
+                verify_status=(VerifyStatus.VERIFIED if ok else VerifyStatus.FAILED).value,
                 verify_detail=detail[:2000],
                 verified_at=utcnow(),
             )

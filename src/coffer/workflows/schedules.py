@@ -21,6 +21,7 @@ from coffer.domain.retention import Kept, expired, parse_retention
 from coffer.domain.states import BackupState
 from coffer.errors import CofferError, NotFound
 from coffer.services import backups
+from coffer.services.backup_records import being_deleted
 from coffer.workflows import backups as backup_wf
 from coffer.workflows.runtime import current
 
@@ -85,25 +86,39 @@ def prune(schedule_id: str) -> list[Any] | None:
         sched = s.get(BackupSchedule, schedule_id)
         if sched is None:
             return None
-        mine = (
+        family = (
             s.execute(
                 select(Backup).where(
-                    Backup.schedule_id == schedule_id,
-                    Backup.deleted.is_(False),
-                    Backup.state.in_([BackupState.COMPLETED.value, BackupState.FAILED.value]),
+                    Backup.instance_id == sched.instance_id, Backup.deleted.is_(False)
                 )
             )
             .scalars()
             .all()
         )
         keep = parse_retention(sched.retention)
-        ids = expired([Kept(b.id, b.parent_id, b.created) for b in mine], now=utcnow(), keep=keep)
+        ids = expired(
+            [
+                Kept(b.id, b.parent_id, b.created, prunable=_prunable(b, schedule_id))
+                for b in family
+            ],
+            now=utcnow(),
+            keep=keep,
+        )
         if not ids:
             return None
-        by_id = {b.id: b for b in mine}
+        by_id = {b.id: b for b in family}
         # mark_for_deletion takes parents first and returns children first
         workflow_id, order = backups.mark_for_deletion(s, [by_id[i] for i in reversed(ids)])
         return [workflow_id, order]
+
+
+def _prunable(backup: Backup, schedule_id: str) -> bool:
+    """Backups this schedule's retention owns: its own, ended, not already going away."""
+    return (
+        backup.schedule_id == schedule_id
+        and backup.state in (BackupState.COMPLETED.value, BackupState.FAILED.value)
+        and not being_deleted(backup)
+    )
 
 
 def register(schedule_id: str, full_cron: str, incremental_cron: str | None) -> None:

@@ -3,16 +3,20 @@ schedules beside them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
 from coffer.api.routes.common import PREFIX, accepted, view_context
-from coffer.contracts.api_v1 import BackupCreateBody, BackupScheduleCreateBody
-from coffer.errors import Forbidden
-from coffer.services import backup_schedules, backups, instances
+from coffer.contracts.api_v1 import (
+    BackupCreateBody,
+    BackupScheduleCreateBody,
+    BackupStrategyCreateBody,
+)
+from coffer.errors import BadRequest, Forbidden
+from coffer.services import backup_schedules, backup_strategies, backups, instances
 from coffer.services.auth import Principal
 from coffer.services.backup_records import BackupRecord
 from coffer.services.runtime import Runtime
@@ -106,7 +110,7 @@ def instance_backups(
     return _page(request, rt, who, project_id, recs, limit, marker)
 
 
-@router.post("/backup_schedules")
+@router.post("/backup_schedules", status_code=202)
 def create_schedule(
     project_id: str,
     body: BackupScheduleCreateBody,
@@ -146,4 +150,51 @@ def delete_schedule(
     project_id: str, schedule_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
     backup_schedules.delete(rt, scope(who, project_id), schedule_id)
+    return accepted()
+
+
+def _strategy_project(who: Principal, project_id: str, wanted: str | None) -> str:
+    """The project a strategy request is about: the URL's, or another one for admins."""
+    if wanted and wanted != project_id:
+        if not who.is_admin:
+            raise Forbidden("backup strategies of other projects need the admin role")
+        return wanted
+    return project_id
+
+
+@router.post("/backup_strategies", status_code=202)
+def create_strategy(
+    project_id: str, body: BackupStrategyCreateBody, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    given = body.backup_strategy
+    if given.backend not in (None, "swift"):
+        raise BadRequest(f"backend {given.backend!r} is not supported: only 'swift'")
+    strategy = backup_strategies.create(
+        rt, project_id, scope(who, project_id), given.instance_id, given.swift_container
+    )
+    return {"backup_strategy": views.backup_strategy(strategy)}
+
+
+@router.get("/backup_strategies")
+def list_strategies(
+    project_id: str,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    instance_id: str | None = None,
+    project: Annotated[str | None, Query(alias="project_id")] = None,
+) -> dict[str, Any]:
+    owner = _strategy_project(who, project_id, project)
+    found = backup_strategies.list_all(rt, owner, instance_id)
+    return {"backup_strategies": [views.backup_strategy(x) for x in found]}
+
+
+@router.delete("/backup_strategies")
+def delete_strategy(
+    project_id: str,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    instance_id: str | None = None,
+    project: Annotated[str | None, Query(alias="project_id")] = None,
+) -> Response:
+    backup_strategies.delete(rt, _strategy_project(who, project_id, project), instance_id)
     return accepted()

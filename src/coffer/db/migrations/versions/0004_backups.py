@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("workflow_id", sa.String(128), nullable=True),
         sa.Column("location", sa.String(512), nullable=False),
         sa.Column("store", sa.String(512), nullable=False),
+        sa.Column("container", sa.String(255), nullable=False),
         sa.Column("data_key_sealed", sa.Text(), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
         sa.Column("raw_bytes", sa.BigInteger(), nullable=True),
@@ -60,6 +61,7 @@ def upgrade() -> None:
         "created",
         "deleted",
         "schedule_id",
+        "workflow_id",
     ):
         op.create_index(f"ix_backups_{column}", "backups", [column])
     op.create_table(
@@ -77,8 +79,20 @@ def upgrade() -> None:
     )
     for column in ("project_id", "instance_id"):
         op.create_index(f"ix_backup_schedules_{column}", "backup_schedules", [column])
+    op.create_table(
+        "backup_strategies",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id"), nullable=False),
+        sa.Column("instance_id", sa.String(36), nullable=True),
+        sa.Column("backend", sa.String(32), nullable=False),
+        sa.Column("swift_container", sa.String(255), nullable=False),
+        sa.Column("created", sa.DateTime(), nullable=False),
+        sa.UniqueConstraint("project_id", "instance_id"),
+    )
+    op.create_index("ix_backup_strategies_project_id", "backup_strategies", ["project_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("backup_strategies")
     op.drop_table("backup_schedules")
     op.drop_table("backups")
