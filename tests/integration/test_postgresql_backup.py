@@ -40,7 +40,7 @@ from coffer.engines.postgresql.backup import (
     parse_lsn,
     segment_name,
 )
-from coffer.engines.postgresql.config import archive_command, restore_command
+from coffer.engines.postgresql.config import ARCHIVE_ENABLED, archive_command, restore_command
 from coffer.engines.postgresql.connection import connect
 from coffer.errors import EngineError, IntegrityError
 from tests.integration.test_postgresql_engine import ENGINE_USER, PG_VERSION, Server
@@ -319,10 +319,13 @@ def test_archive_command_never_replaces_an_archived_file(workspace: Path) -> Non
         (area / "pg_wal" / name).write_bytes(content)
         return subprocess.run(["sh", "-c", command], cwd=area, check=False).returncode
 
+    assert archive(b"unwanted") == 0  # before any backup: let go, not archived
+    assert os.listdir(area / "archive") == []
+    (area / "archive" / ARCHIVE_ENABLED).touch()
     assert archive(b"first") == 0
     assert archive(b"first") == 0  # archived again after a crash: identical, accepted
     assert archive(b"other") != 0  # a different file of that name: refused
-    assert os.listdir(area / "archive") == [name]
+    assert sorted(os.listdir(area / "archive")) == sorted([ARCHIVE_ENABLED, name])
     assert (area / "archive" / name).read_bytes() == b"first"
 
 
@@ -347,9 +350,10 @@ def test_outcomes_record_positions_and_counts(source: Instance, chain: Chain) ->
     assert inc1.counts["extra.public.notes"] == 1 and "extra.public.notes" not in full.counts
     assert "ledger.public.late" in inc1.counts and "ledger.public.late" not in inc2.counts
     assert source.engine.backups.counts(source.paths, source.spec) == inc2.counts
-    # the archive holds what the incrementals used, and nothing but complete files
+    # after each backup the archive keeps only what the next incremental needs, and
+    # nothing but complete files
     archived = [path.name for path in archived_wal_files(source.paths)]
-    assert inc2.positions["wal_file"] in archived
+    assert inc2.positions["wal_file"] not in archived and full.positions["wal_file"] not in archived
     assert all(not name.startswith(".") for name in archived)
 
 
@@ -391,7 +395,9 @@ def test_restore_full_into_another_account(
     with restored.tcp("newbie", "n-pw", "after") as conn:
         conn.execute("CREATE TABLE t (x int)")
 
-    # it archives into its own volume, never into the source's
+    # once backed up itself, it archives into its own volume, never into the source's
+    assert archived_wal_files(restored.paths) == []
+    restored.engine.backups.backup(restored.paths, restored.spec, io.BytesIO())
     restored.sql("SELECT pg_switch_wal()")
     deadline = time.monotonic() + 30
     while not any(p.name.startswith("00000002") for p in archived_wal_files(restored.paths)):
@@ -436,17 +442,11 @@ def test_incrementals_refuse_unusable_parents(source: Instance, chain: Chain) ->
         assert "take a full backup" in raised.value.message
         assert sink.getvalue() == b""
 
-    # a segment the parent needs was pruned from the archive
-    pruned = source.paths.root / "wal_archive" / chain.full.outcome.positions["wal_file"]
-    aside = source.paths.root / "pruned-segment"
-    pruned.rename(aside)
-    try:
-        with pytest.raises(EngineError, match=r"no longer in the WAL archive.*take a full backup"):
-            source.engine.backups.backup(
-                source.paths, source.spec, io.BytesIO(), chain.full.outcome.positions
-            )
-    finally:
-        aside.rename(pruned)
+    # an incremental on an older backup: its WAL was pruned when later backups completed
+    with pytest.raises(EngineError, match=r"no longer in the WAL archive.*take a full backup"):
+        source.engine.backups.backup(
+            source.paths, source.spec, io.BytesIO(), chain.full.outcome.positions
+        )
 
 
 def test_failed_restores_leave_nothing(

@@ -76,7 +76,12 @@ from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import BackupOutcome, InstancePaths
 from coffer.engines.host import EngineUser, check_traversable, make_private_dir, write_private_file
 from coffer.engines.postgresql.catalog import INTERNAL_SUPERUSER
-from coffer.engines.postgresql.config import RECOVERY_SIGNAL, restore_wal_dir, wal_archive_dir
+from coffer.engines.postgresql.config import (
+    ARCHIVE_ENABLED,
+    RECOVERY_SIGNAL,
+    restore_wal_dir,
+    wal_archive_dir,
+)
 from coffer.engines.postgresql.connection import Connection, connect, translate_errors
 from coffer.engines.postgresql.lifecycle import PREPARE_LOCK, PostgresLifecycle
 from coffer.engines.templates import exclusive_lock, fsync_dir
@@ -141,9 +146,14 @@ class PostgresBackups:
         user = EngineUser.lookup(paths.os_user)
         bin_dir = self._lifecycle.installed_bin_dir(spec.version)
         if parent is None:
+            # from now on, completed segments are kept for the next incremental
+            archive = wal_archive_dir(paths.root)
+            make_private_dir(archive, user)
+            write_private_file(archive / ARCHIVE_ENABLED, "", user)
             positions = _full_backup(paths, spec, sink, user=user, bin_dir=bin_dir)
         else:
             positions = _incremental_backup(paths, spec, sink, user=user, parent=parent)
+        _prune_archive(paths, spec, positions)
         return BackupOutcome(positions=positions, counts=self.counts(paths, spec))
 
     def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
@@ -232,6 +242,22 @@ def archived_wal_files(paths: InstancePaths) -> list[Path]:
         if _SEGMENT.fullmatch(name) or _HISTORY.fullmatch(name) or _BACKUP_HISTORY.fullmatch(name)
     ]
     return [directory / name for name in sorted(kept)]
+
+
+def _prune_archive(paths: InstancePaths, spec: InstanceSpec, positions: Mapping[str, str]) -> None:
+    """Delete the archived WAL before the segment holding this backup's end: the next
+    incremental (on this backup) starts there. The archive on the volume thus holds only
+    the WAL written since the latest backup; an incremental on an older backup fails
+    asking for a full backup."""
+    with translate_errors("reading the WAL segment size"), connect(paths, spec) as conn:
+        size = _ClusterIdentity.read(conn).segment_bytes
+    keep_from = parse_lsn(positions["lsn"]) // size
+    for path in archived_wal_files(paths):
+        name = path.name
+        if _HISTORY.fullmatch(name):
+            continue  # timeline histories are tiny and a restore across timelines needs them
+        if _segment_number(name[:24], size) < keep_from:
+            path.unlink(missing_ok=True)
 
 
 def parse_lsn(text: str) -> int:

@@ -41,6 +41,7 @@ from coffer.engines.postgresql.catalog import CATALOG, INTERNAL_SUPERUSER
 from coffer.errors import BadRequest, EngineError
 
 __all__ = [
+    "ARCHIVE_ENABLED",
     "DEFAULT_ALLOWED_CIDRS",
     "HBA_FILE",
     "INCLUDE_LINE",
@@ -64,6 +65,8 @@ SETTINGS_FILE = "coffer.conf"
 HBA_FILE = "pg_hba.conf"
 MAIN_FILE = "postgresql.conf"
 INCLUDE_LINE = f"include = '{SETTINGS_FILE}'"
+#: present in the WAL archive once a backup needs it (see ``archive_command``)
+ARCHIVE_ENABLED = ".enabled"
 #: PostgreSQL's marker for archive recovery; the server removes it when recovery ends.
 RECOVERY_SIGNAL = "recovery.signal"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; PostgreSQL and libpq refuse longer paths.
@@ -134,13 +137,16 @@ def server_settings(
 def archive_command(archive_dir: Path) -> str:
     """The shell command that archives ``%p`` (named ``%f``) into ``archive_dir``.
 
+    Until the first backup creates ``ARCHIVE_ENABLED`` in ``archive_dir``, segments are
+    let go unarchived (nothing could use them: an incremental needs a backup before it).
     Copy to a hidden temporary name, fsync, rename, fsync the directory. An existing file
     of the same name passes only if identical; a different one fails the command (the
     archiver retries and logs), so nothing archived is ever replaced.
     """
     directory = _shell_safe_dir(archive_dir, "WAL archive")
     return (
-        f"d='{directory}'; if [ -f \"$d/%f\" ]; then cmp -s '%p' \"$d/%f\"; "
+        f"d='{directory}'; if [ ! -f \"$d/{ARCHIVE_ENABLED}\" ]; then true; "
+        'elif [ -f "$d/%f" ]; then cmp -s \'%p\' "$d/%f"; '
         'else cp \'%p\' "$d/.%f.tmp" && sync "$d/.%f.tmp" '
         '&& mv "$d/.%f.tmp" "$d/%f" && sync "$d"; fi'
     )
