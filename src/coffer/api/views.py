@@ -228,7 +228,7 @@ def paginate(
     return page, []
 
 
-def backup(ctx: ViewContext, rec: BackupRecord) -> dict[str, Any]:
+def backup(rec: BackupRecord) -> dict[str, Any]:
     """Trove's backup view, plus Coffer's ``raw_size``/``checksum``/``fail_reason``."""
     b = rec.backup
     completed = b.state == BackupState.COMPLETED.value

@@ -8,9 +8,8 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
-from coffer.api.routes.common import PREFIX, accepted, no_content
+from coffer.api.routes.common import PREFIX, accepted, no_content, paged
 from coffer.contracts.api_v1 import (
     DatabasesBody,
     GrantBody,
@@ -51,12 +50,7 @@ def _page(
 ) -> dict[str, Any]:
     """Trove's limit/marker pagination over names, sorted as Trove lists them."""
     items = sorted(items, key=lambda item: (item["name"], item.get("host", "")))
-    url = str(request.url.remove_query_params(["limit", "marker"]))
-    page, links = views.paginate(items, limit, marker, url, key="name")
-    out: dict[str, Any] = {key: page}
-    if links:
-        out["links"] = links
-    return out
+    return paged(request, key, items, limit, marker, by="name")
 
 
 @router.get("/databases")

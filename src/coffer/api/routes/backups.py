@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
-from coffer.api.routes.common import PREFIX, accepted, view_context
+from coffer.api.routes.common import PREFIX, accepted, paged, view_context
 from coffer.contracts.api_v1 import (
     BackupCreateBody,
     BackupScheduleCreateBody,
@@ -19,29 +19,14 @@ from coffer.errors import BadRequest, Forbidden
 from coffer.services import backup_schedules, backup_strategies, backups, instances
 from coffer.services.auth import Principal
 from coffer.services.backup_records import BackupRecord
-from coffer.services.runtime import Runtime
 
 router = APIRouter(prefix=PREFIX, tags=["backups"])
 
 
 def _page(
-    request: Request,
-    rt: Runtime,
-    who: Principal,
-    project_id: str,
-    recs: list[BackupRecord],
-    limit: int | None,
-    marker: str | None,
+    request: Request, recs: list[BackupRecord], limit: int | None, marker: str | None
 ) -> dict[str, Any]:
-    ctx = view_context(request, rt, who, project_id)
-    items = [views.backup(ctx, r) for r in recs]
-    page, links = views.paginate(
-        items, limit, marker, str(request.url.remove_query_params(["limit", "marker"]))
-    )
-    out: dict[str, Any] = {"backups": page}
-    if links:
-        out["links"] = links
-    return out
+    return paged(request, "backups", [views.backup(r) for r in recs], limit, marker)
 
 
 @router.get("/backups")
@@ -63,23 +48,23 @@ def list_backups(
             raise Forbidden("listing other projects' backups needs the admin role")
         owner = wanted or None
     recs = backups.list_all(rt, owner, instance_id=instance_id, datastore=datastore)
-    return _page(request, rt, who, project_id, recs, limit, marker)
+    return _page(request, recs, limit, marker)
 
 
 @router.post("/backups", status_code=202)
 def create_backup(
-    project_id: str, body: BackupCreateBody, request: Request, rt: RuntimeDep, who: PrincipalDep
+    project_id: str, body: BackupCreateBody, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
     rec = backups.create(rt, scope(who, project_id), body.backup)
-    return {"backup": views.backup(view_context(request, rt, who, project_id), rec)}
+    return {"backup": views.backup(rec)}
 
 
 @router.get("/backups/{backup_id}")
 def show_backup(
-    project_id: str, backup_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+    project_id: str, backup_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
     rec = backups.get(rt, scope(who, project_id), backup_id)
-    return {"backup": views.backup(view_context(request, rt, who, project_id), rec)}
+    return {"backup": views.backup(rec)}
 
 
 @router.delete("/backups/{backup_id}")
@@ -107,7 +92,7 @@ def instance_backups(
 ) -> dict[str, Any]:
     rec = instances.get(rt, scope(who, project_id), instance_id)
     recs = backups.list_all(rt, rec.instance.project_id, instance_id=instance_id)
-    return _page(request, rt, who, project_id, recs, limit, marker)
+    return _page(request, recs, limit, marker)
 
 
 @router.post("/backup_schedules", status_code=202)

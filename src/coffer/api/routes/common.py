@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import Request, Response
 
-from coffer.api.views import ViewContext
+from coffer.api.views import ViewContext, paginate
 from coffer.clock import utcnow
 from coffer.services.auth import Principal
 from coffer.services.runtime import Runtime
@@ -22,6 +23,25 @@ def view_context(request: Request, rt: Runtime, who: Principal, project_id: str)
         now=utcnow(),
         heartbeat_expiry=timedelta(seconds=rt.settings.heartbeat_expiry_s),
     )
+
+
+def paged(
+    request: Request,
+    key: str,
+    items: list[dict[str, Any]],
+    limit: int | None,
+    marker: str | None,
+    *,
+    by: str = "id",
+) -> dict[str, Any]:
+    """``{key: page}`` with Trove's limit/marker pagination, plus ``links`` to the next
+    page when there is one."""
+    url = str(request.url.remove_query_params(["limit", "marker"]))
+    page, links = paginate(items, limit, marker, url, key=by)
+    out: dict[str, Any] = {key: page}
+    if links:
+        out["links"] = links
+    return out
 
 
 def accepted() -> Response:

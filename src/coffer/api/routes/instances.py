@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
-from coffer.api.routes.common import PREFIX, accepted, view_context
+from coffer.api.routes.common import PREFIX, accepted, paged, view_context
 from coffer.contracts.api_v1 import InstanceAction, InstanceCreateBody, InstanceUpdateBody
 from coffer.services import instances
 
@@ -27,13 +27,7 @@ def _list(
 ) -> dict[str, Any]:
     ctx = view_context(request, rt, who, project_id)
     items = [views.instance(ctx, rec, detail=detail) for rec in instances.list_all(rt, project_id)]
-    page, links = views.paginate(
-        items, limit, marker, str(request.url.remove_query_params(["limit", "marker"]))
-    )
-    out: dict[str, Any] = {"instances": page}
-    if links:
-        out["links"] = links
-    return out
+    return paged(request, "instances", items, limit, marker)
 
 
 @router.get("/instances")
