@@ -30,6 +30,7 @@ from coffer.agent import osusers
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
 from coffer.engines.base import Admin, Engine, InstancePaths
 from coffer.engines.mariadb import build_engine
+from coffer.engines.mariadb.catalog import CATALOG, parse_size, worst_case_memory
 from coffer.engines.mariadb.config import server_id
 from coffer.errors import BadRequest, EngineError, NotFound
 
@@ -265,8 +266,8 @@ def test_the_server_runs_on_coffer_settings_alone(server: Server) -> None:
         1,
         "ROW",
         "utf8mb4",
-        140 * 1024 * 1024,  # 55 % of 256 MB, kept exactly
-        100,
+        parse_size(CATALOG.memory_settings(256)["innodb_buffer_pool_size"]),  # kept exactly
+        int(CATALOG.memory_settings(256)["max_connections"]),
         16 * 1024 * 1024,
         "127.0.0.1",
         1,
@@ -589,7 +590,7 @@ def test_apply_parameters_changes_the_running_server(server: Server) -> None:
     lifecycle.configure(server.paths, server.spec)
     lifecycle.apply_parameters(server.paths, server.spec)
     (row,) = server.query(globals_sql)
-    assert row[:4] == (100, 10.0, 0, "utf8mb4")
+    assert row[:4] == (int(CATALOG.memory_settings(256)["max_connections"]), 10.0, 0, "utf8mb4")
     assert row[4].split(",") == [  # MariaDB's own default again
         "STRICT_TRANS_TABLES",
         "ERROR_FOR_DIVISION_BY_ZERO",
@@ -661,3 +662,31 @@ def test_configure_needs_a_prepared_directory(
     paths = InstancePaths(root=workspace / "unprepared", os_user=server.os_user)
     with pytest.raises(EngineError, match="not a prepared data directory"):
         engine.lifecycle.configure(paths, server.spec)
+
+
+def test_a_512_mb_instance_runs_with_its_sized_memory_settings(
+    new_server: Callable[..., Server],
+) -> None:
+    server = new_server("ram512", ram_mb=512)
+    server.start()
+    sized = CATALOG.memory_settings(512)
+    names = sorted(sized)
+    switches = {"ON": 1, "OFF": 0}
+    expected = {n: switches[v] if v in switches else parse_size(v) for n, v in sized.items()}
+    (row,) = server.query("SELECT " + ", ".join(f"@@GLOBAL.{name}" for name in names))
+    assert dict(zip(names, row, strict=True)) == expected
+    assert expected["max_connections"] == 50 and expected["performance_schema"] == 0
+    # an idle server is far inside the bound its settings promise
+    assert server.process is not None
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
+    assert rss_kib * 1024 < worst_case_memory(sized) <= 512 * 1024 * 1024 * 9 // 10
+
+    # a group's tmp_table_size takes effect: max_heap_table_size (which caps it) follows
+    lifecycle = server.engine.lifecycle
+    tuned = server.spec.model_copy(update={"parameters": {"tmp_table_size": 64 * 1024 * 1024}})
+    lifecycle.apply_parameters(server.paths, tuned)
+    heap_sql = "SELECT @@GLOBAL.tmp_table_size, @@GLOBAL.max_heap_table_size"
+    assert server.query(heap_sql) == [(64 * 1024 * 1024, 64 * 1024 * 1024)]
+    lifecycle.apply_parameters(server.paths, server.spec)
+    assert server.query(heap_sql) == [(expected["tmp_table_size"],) * 2]

@@ -7,13 +7,24 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec
 from coffer.engines import catalog as engine_catalog
 from coffer.engines import known_engines
 from coffer.engines.base import InstancePaths
-from coffer.engines.mariadb.catalog import CATALOG, PARAMETER_RULES, host_matches, parse_size
+from coffer.engines.mariadb.catalog import (
+    CATALOG,
+    MEMORY_BUDGET_PERCENT,
+    PARAMETER_RULES,
+    SERVER_BASE_BYTES,
+    host_matches,
+    parse_size,
+    worst_case_memory,
+)
 from coffer.engines.mariadb.config import (
+    base_settings,
     render_settings,
     render_value,
     server_id,
@@ -223,10 +234,15 @@ def test_odd_collation_names_are_refused(collate: str) -> None:
         CATALOG.validate_database(DatabaseSpec(name="d", collate=collate))
 
 
+def _numbers(settings: dict[str, str]) -> dict[str, int]:
+    switches = {"ON": 1, "OFF": 0}
+    return {k: switches[v] if v in switches else parse_size(v) for k, v in settings.items()}
+
+
 def test_memory_settings_grow_with_ram() -> None:
     previous: dict[str, int] = {}
-    for ram_mb in [*range(1, 5000, 7), 8192, 16384, 65536, 262144, 1 << 20]:
-        current = {k: parse_size(v) for k, v in CATALOG.memory_settings(ram_mb).items()}
+    for ram_mb in [*range(1, 5000, 7), 8192, 9216, 16384, 65536, 262144, 1 << 20]:
+        current = _numbers(CATALOG.memory_settings(ram_mb))
         for key, value in previous.items():
             assert current[key] >= value, (key, ram_mb)
         previous = current
@@ -235,20 +251,103 @@ def test_memory_settings_grow_with_ram() -> None:
 def test_memory_settings_follow_the_rules_of_thumb() -> None:
     small = CATALOG.memory_settings(256)
     assert small == {
-        "innodb_buffer_pool_size": "140M",
+        "innodb_buffer_pool_size": "90M",
         "innodb_log_file_size": "16M",
-        "max_connections": "100",
+        "innodb_log_buffer_size": "2M",
+        "key_buffer_size": "1M",
+        "aria_pagecache_buffer_size": "8M",
+        "aria_sort_buffer_size": "4M",
+        "myisam_sort_buffer_size": "4M",
+        "query_cache_size": "0",
+        "table_open_cache": "128",
+        "table_definition_cache": "400",
+        "thread_cache_size": "4",
+        "performance_schema": "OFF",
+        "max_connections": "25",
+        "tmp_table_size": "512K",
+        "max_heap_table_size": "512K",
+        "sort_buffer_size": "256K",
+        "join_buffer_size": "32K",
+        "join_buffer_space_limit": "256K",
+        "read_buffer_size": "32K",
+        "read_rnd_buffer_size": "64K",
+        "mrr_buffer_size": "64K",
+        "bulk_insert_buffer_size": "64K",
     }
     assert CATALOG.memory_settings(32)["innodb_buffer_pool_size"] == "32M"
+    assert CATALOG.memory_settings(32)["max_connections"] == "10"
+    assert CATALOG.memory_settings(512)["max_connections"] == "50"
     big = CATALOG.memory_settings(4096)
-    assert big["innodb_buffer_pool_size"] == "2252M"
+    assert big["innodb_buffer_pool_size"] == "2250M"
     assert big["innodb_log_file_size"] == "256M"
     assert big["max_connections"] == "250"
+    assert big["performance_schema"] == "ON"
+    assert (big["tmp_table_size"], big["sort_buffer_size"]) == ("1M", "512K")
+    assert CATALOG.memory_settings(2047)["performance_schema"] == "OFF"
+    assert CATALOG.memory_settings(2048)["performance_schema"] == "ON"
     assert CATALOG.memory_settings(1024)["max_connections"] == "100"
-    assert CATALOG.memory_settings(1 << 20)["max_connections"] == "500"
-    assert CATALOG.memory_settings(1 << 20)["innodb_log_file_size"] == "2048M"
+    huge = CATALOG.memory_settings(1 << 20)
+    assert huge["max_connections"] == "500"
+    assert huge["innodb_log_file_size"] == "2048M"
+    # MariaDB's own defaults are the ceilings
+    assert (huge["tmp_table_size"], huge["sort_buffer_size"], huge["key_buffer_size"]) == (
+        "16M",
+        "2M",
+        "32M",
+    )
     with pytest.raises(BadRequest):
         CATALOG.memory_settings(0)
+
+
+@settings(max_examples=300)
+@given(st.integers(min_value=256, max_value=65536))
+def test_worst_case_memory_of_the_flavor_settings_fits_its_ram(ram_mb: int) -> None:
+    sized = CATALOG.memory_settings(ram_mb)
+    bound = worst_case_memory(sized)
+    assert bound <= ram_mb * 1024 * 1024 * MEMORY_BUDGET_PERCENT // 100, (ram_mb, bound)
+    # the bound counts what it should: the pool and every allowed connection's stack
+    numbers = _numbers(sized)
+    assert bound > numbers["innodb_buffer_pool_size"] + SERVER_BASE_BYTES
+    assert bound > numbers["max_connections"] * 299008
+    rendered = server_settings(spec(ram_mb=ram_mb, volume_gb=1), PATHS)
+    assert worst_case_memory(rendered) == bound  # config renders exactly these sizes
+
+
+def test_worst_case_memory_counts_mariadb_defaults_and_overrides() -> None:
+    # MariaDB's defaults on a 256 MB flavor would promise far more than it has
+    assert worst_case_memory({}) > 2 * 1024**3
+    tiny = CATALOG.memory_settings(256)
+    more_connections = worst_case_memory({**tiny, "max_connections": 200})
+    assert more_connections > 256 * 1024 * 1024
+    with_schema = worst_case_memory({**tiny, "performance_schema": True})
+    assert with_schema - worst_case_memory(tiny) >= 96 * 1024 * 1024
+    with pytest.raises(ValueError, match="sort_buffer_size"):
+        worst_case_memory({"sort_buffer_size": 1.5})
+    with pytest.raises(ValueError, match="not a size"):
+        worst_case_memory({"sort_buffer_size": "lots"})
+
+
+def test_group_values_win_and_lift_the_limits_that_would_cap_them() -> None:
+    mib = 1024 * 1024
+    raised = server_settings(
+        spec(ram_mb=256, parameters={"tmp_table_size": 64 * mib, "join_buffer_size": 8 * mib}),
+        PATHS,
+    )
+    assert (raised["tmp_table_size"], raised["max_heap_table_size"]) == (64 * mib, 64 * mib)
+    assert (raised["join_buffer_size"], raised["join_buffer_space_limit"]) == (8 * mib, 8 * mib)
+    both = server_settings(
+        spec(parameters={"tmp_table_size": 64 * mib, "max_heap_table_size": 32 * mib}), PATHS
+    )
+    assert (both["tmp_table_size"], both["max_heap_table_size"]) == (64 * mib, 32 * mib)
+    lowered = server_settings(spec(parameters={"tmp_table_size": 16384}), PATHS)
+    assert lowered["max_heap_table_size"] == CATALOG.memory_settings(1024)["max_heap_table_size"]
+    chosen = server_settings(
+        spec(ram_mb=4096, parameters={"performance_schema": False, "table_open_cache": 50}), PATHS
+    )
+    assert (chosen["performance_schema"], chosen["table_open_cache"]) == (False, 50)
+    assert base_settings(spec(parameters={"tmp_table_size": 64 * mib}))["max_heap_table_size"] == (
+        64 * mib
+    )
 
 
 def test_parameter_rules_cover_the_issue_and_are_consistent() -> None:
@@ -345,7 +444,9 @@ def test_settings_put_managed_values_last_and_render_parameters() -> None:
     assert "long_query_time = 0.5\n" in text
     assert "slow_query_log = ON\n" in text
     assert "skip_name_resolve = ON\n" in text
-    assert "innodb_buffer_pool_size = 563M\n" in text
+    assert "innodb_buffer_pool_size = 522M\n" in text
+    assert "performance_schema = OFF\n" in text
+    assert "tmp_table_size = 512K\n" in text
     assert "port = 21001\n" in text
     assert "!include" not in text
 

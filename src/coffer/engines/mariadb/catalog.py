@@ -52,10 +52,12 @@ __all__ = [
     "INTERNAL_ADMIN_HOST",
     "MAX_DATABASE_NAME",
     "MAX_USER_NAME",
+    "MEMORY_BUDGET_PERCENT",
     "NAME_PATTERN",
     "PARAMETER_RULES",
     "ROOT_HOST",
     "ROOT_USER",
+    "SERVER_BASE_BYTES",
     "SYSTEM_DATABASES",
     "SYSTEM_USERS",
     "MariaDBCatalog",
@@ -65,6 +67,7 @@ __all__ = [
     "check_parameter",
     "host_matches",
     "parse_size",
+    "worst_case_memory",
 ]
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -252,6 +255,13 @@ PARAMETER_RULES: tuple[ParameterRule, ...] = (
     ),
     _int("sort_buffer_size", 32 * _KIB, 256 * _MIB, False, "per-session sort buffer (bytes)"),
     _int("join_buffer_size", 128, 256 * _MIB, False, "per-join buffer (bytes)"),
+    _int(
+        "join_buffer_space_limit",
+        2 * _KIB,
+        4 * _GIB,
+        False,
+        "all join buffers of one statement together (bytes, a multiple of 2048)",
+    ),
     _int("tmp_table_size", _KIB, 4 * _GIB, False, "in-memory temporary table limit (bytes)"),
     _int("max_heap_table_size", 16 * _KIB, 4 * _GIB, False, "MEMORY table limit (bytes)"),
     _int("table_open_cache", 10, 1048576, False, "open tables cached for all sessions"),
@@ -354,7 +364,58 @@ _UNSAFE_PARAMETERS = frozenset(
 _PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SIZE_TEXT = re.compile(r"([0-9]+)([KMG]?)")
 _SIZE_UNITS = {"": 1, "K": _KIB, "M": _MIB, "G": _GIB}
+_SWITCHES = {"ON": 1, "OFF": 0, "TRUE": 1, "FALSE": 0}
 _MAX_STRING_PARAMETER = 1024
+
+
+# --- memory ---------------------------------------------------------------------------
+
+#: The fraction of flavor RAM ``worst_case_memory`` of ``memory_settings`` stays within.
+MEMORY_BUDGET_PERCENT = 90
+#: performance_schema is on from this flavor RAM (MB) up (``memory_settings``).
+_PERFORMANCE_SCHEMA_FROM_MB = 2048
+#: Measured on MariaDB 10.11 (Debian 12) with every buffer at its minimum: ~25 MiB of
+#: code and libraries resident plus ~20 MiB of its own heap, rounded up.
+SERVER_BASE_BYTES = 48 * _MIB
+#: MariaDB's defaults for what Coffer leaves alone but each connection may use.
+_THREAD_STACK = 299008
+_BINLOG_CACHES = 2 * 32 * _KIB  # binlog_cache_size + binlog_stmt_cache_size
+#: A session's own memory besides its buffers (THD, statement arenas, network buffer):
+#: measured 86 KiB idle; an information_schema query peaks at 1.2 MB, its in-memory
+#: temporary table (counted as tmp_table_size) included.
+_SESSION_BYTES = 512 * _KIB
+#: Per table_open_cache entry and per cached definition (InnoDB's dictionary included):
+#: measured ~15 and ~13 KiB for small tables; wide rows need more.
+_OPEN_TABLE_BYTES = 32 * _KIB
+_TABLE_DEFINITION_BYTES = 16 * _KIB
+#: performance_schema's up-front allocation: 93 MiB measured at up to 150 connections,
+#: 136 MiB at 500 (10.11 sizes it from max_connections and the table caches).
+_PERFORMANCE_SCHEMA_BASE = 96 * _MIB
+_PERFORMANCE_SCHEMA_PER_CONNECTION = 160 * _KIB
+#: MariaDB's defaults, for settings a mapping given to ``worst_case_memory`` lacks.
+_MEMORY_DEFAULTS: dict[str, object] = {
+    "innodb_buffer_pool_size": 128 * _MIB,
+    "innodb_log_buffer_size": 16 * _MIB,
+    "key_buffer_size": 128 * _MIB,
+    "aria_pagecache_buffer_size": 128 * _MIB,
+    "aria_sort_buffer_size": 256 * _MIB,
+    "myisam_sort_buffer_size": 128 * _MIB,
+    "query_cache_size": _MIB,
+    "table_open_cache": 2000,
+    "table_definition_cache": 400,
+    "thread_cache_size": 151,
+    "performance_schema": False,
+    "max_connections": 151,
+    "tmp_table_size": 16 * _MIB,
+    "max_heap_table_size": 16 * _MIB,
+    "sort_buffer_size": 2 * _MIB,
+    "join_buffer_size": 256 * _KIB,
+    "join_buffer_space_limit": 2 * _MIB,
+    "read_buffer_size": 128 * _KIB,
+    "read_rnd_buffer_size": 256 * _KIB,
+    "mrr_buffer_size": 256 * _KIB,
+    "bulk_insert_buffer_size": 8 * _MIB,
+}
 
 
 class MariaDBCatalog:
@@ -400,22 +461,87 @@ class MariaDBCatalog:
             raise BadRequest(f"user name {name!r} is reserved")
 
     def memory_settings(self, ram_mb: int) -> dict[str, str]:
-        """Settings sized from flavor RAM; every value is non-decreasing in ``ram_mb``.
+        """Settings sized from flavor RAM ``R`` (MiB); every value is non-decreasing in
+        ``R``, and for 256 MB <= R <= 64 GB ``worst_case_memory`` of them stays within
+        90 % of ``R`` (10 % headroom under the instance's cgroup memory limit, which is
+        ``R``; below 256 MB the floors of the settings may not fit).
 
-        innodb_buffer_pool_size ≈ 55 % of RAM in whole MiB (at least 32M; 10.11 sizes
-        its pool chunks itself, ``innodb_buffer_pool_chunk_size = 0``, so any MiB count
-        is kept exactly); innodb_log_file_size RAM/16 rounded down to a power of two,
-        16M to 2G (16M is the template's, so small flavors start without resizing the
-        redo log and clone fewer bytes); max_connections 100 up to 1 GB then +50 per
-        further GB up to 500.
+        Global buffers:
+
+        * innodb_buffer_pool_size (R - 96) * 9/16 in whole MiB, at least 32M (~56 % of
+          RAM for large flavors; the first 96 MB go to the server itself and its caches);
+          10.11 sizes its chunks itself, so any MiB count is kept exactly;
+        * innodb_log_buffer_size 8 MB per GB, 2M to 16M (InnoDB allocates it twice);
+          innodb_log_file_size RAM/16 rounded down to a power of two, 16M to 2G (16M is
+          the template's, so small flavors start without resizing the redo log);
+        * key_buffer_size 1 MB per GB, 1M to 32M (MyISAM is rarely used; system tables
+          are Aria); aria_pagecache_buffer_size 16 MB per GB, 8M to 128M (system tables
+          and on-disk temporary tables); aria_sort_buffer_size and
+          myisam_sort_buffer_size (REPAIR/ALTER of those engines) 16 MB per GB, 4M to
+          128M; query_cache_size 0 (the query cache is off);
+        * table_open_cache R/2 (64 to 4000), table_definition_cache R/2 (400, MariaDB's
+          minimum, to 2000), thread_cache_size R/64 (4 to 64);
+        * performance_schema ON from 2 GB only: it allocates ~95-140 MiB up front
+          (measured on 10.11: 93 MiB at up to 150 connections, 136 MiB at 500), a third
+          of a 256 MB flavor but under 6 % from 2 GB up. Small classes of managed
+          services leave it off for that reason.
+
+        Connections: max_connections R * 100/1024 below 1 GB (at least 10), then +50 per
+        further GB (pro rata) up to 500 (25 at 256 MB, 50 at 512 MB, 100 at 1 GB, 250 at
+        4 GB). Per-connection buffers are fractions of the RAM per connection
+        ``q = R / max_connections`` (taken before rounding, so it never decreases),
+        rounded down to a power of two and clamped between a floor and MariaDB's
+        default: tmp_table_size = max_heap_table_size q/16 (256K to 16M),
+        sort_buffer_size and join_buffer_space_limit q/32 (128K to 2M),
+        join_buffer_size q/256 (32K to 256K), read_buffer_size q/256 (16K to 128K),
+        read_rnd_buffer_size and mrr_buffer_size q/128 (32K to 256K),
+        bulk_insert_buffer_size q/128 (64K to 8M).
+
+        The bound checked against 90 % of R (``worst_case_memory``): 48 MiB for the server
+        itself + pool * 65/64 + 2 * log buffer + key buffer + Aria page cache + one
+        Aria/MyISAM sort buffer + 48 KiB per open table and 16 KiB per definition +
+        a thread stack per cached thread (+ performance_schema's 96 MiB + 160 KiB per
+        connection when on) + max_connections * (thread stack + 512 KiB of session +
+        binlog caches + sort + join space + read + random-read + MRR + bulk-insert
+        buffers + min(tmp_table_size, max_heap_table_size)).
+
+        Values a configuration group sets take precedence over these (``config``).
         """
         if ram_mb < 1:
             raise BadRequest(f"ram_mb must be positive, got {ram_mb}")
-        extra_gb = max(0, (ram_mb - 1) // 1024)
+        per_connection = _ram_per_connection(ram_mb)
+
+        def share(divisor: int, low: int, high: int) -> str:
+            return _size_text(_clamp(_power_of_two_below(per_connection // divisor), low, high))
+
+        def per_gb(rate: int, low: int, high: int) -> str:
+            return _size_text(_clamp(_power_of_two_below(ram_mb * rate // 1024), low, high))
+
+        heap = share(16, 256 * _KIB, 16 * _MIB)
+        maintenance = per_gb(16 * _MIB, 4 * _MIB, 128 * _MIB)
         return {
-            "innodb_buffer_pool_size": f"{max(32, ram_mb * 55 // 100)}M",
+            "innodb_buffer_pool_size": f"{max(32, (ram_mb - 96) * 9 // 16)}M",
             "innodb_log_file_size": f"{_clamp(_power_of_two_below(ram_mb // 16), 16, 2048)}M",
-            "max_connections": str(min(500, 100 + 50 * extra_gb)),
+            "innodb_log_buffer_size": per_gb(8 * _MIB, 2 * _MIB, 16 * _MIB),
+            "key_buffer_size": per_gb(_MIB, _MIB, 32 * _MIB),
+            "aria_pagecache_buffer_size": per_gb(16 * _MIB, 8 * _MIB, 128 * _MIB),
+            "aria_sort_buffer_size": maintenance,
+            "myisam_sort_buffer_size": maintenance,
+            "query_cache_size": "0",
+            "table_open_cache": str(_clamp(ram_mb // 2, 64, 4000)),
+            "table_definition_cache": str(_clamp(ram_mb // 2, 400, 2000)),
+            "thread_cache_size": str(_clamp(ram_mb // 64, 4, 64)),
+            "performance_schema": "ON" if ram_mb >= _PERFORMANCE_SCHEMA_FROM_MB else "OFF",
+            "max_connections": str(_max_connections(ram_mb)),
+            "tmp_table_size": heap,
+            "max_heap_table_size": heap,
+            "sort_buffer_size": share(32, 128 * _KIB, 2 * _MIB),
+            "join_buffer_size": share(256, 32 * _KIB, 256 * _KIB),
+            "join_buffer_space_limit": share(32, 128 * _KIB, 2 * _MIB),
+            "read_buffer_size": share(256, 16 * _KIB, 128 * _KIB),
+            "read_rnd_buffer_size": share(128, 32 * _KIB, 256 * _KIB),
+            "mrr_buffer_size": share(128, 32 * _KIB, 256 * _KIB),
+            "bulk_insert_buffer_size": share(128, 64 * _KIB, 8 * _MIB),
         }
 
     def parameter_rules(self, version: str) -> tuple[ParameterRule, ...]:
@@ -426,6 +552,57 @@ class MariaDBCatalog:
         """Raise ``BadRequest`` naming the first parameter Coffer would refuse to render."""
         for name, value in parameters.items():
             check_parameter(name, value)
+
+
+def worst_case_memory(settings: Mapping[str, object]) -> int:
+    """Bytes MariaDB may use at most with ``settings`` (``memory_settings`` values, or
+    option values: sizes such as ``16M``, numbers, ``ON``/``OFF``, booleans; a missing
+    setting counts at MariaDB's default). ``ValueError`` for a value that is none of those.
+
+    The bound is the usual one (global buffers + max_connections x per-connection
+    buffers), with measured allowances for the server itself, the table caches,
+    performance_schema and each session, and conservative where MariaDB allocates per
+    statement: every connection at once holds a full sort buffer, its query's join
+    buffers up to join_buffer_space_limit, read, random-read, MRR and bulk-insert
+    buffers and an in-memory temporary table of min(tmp_table_size,
+    max_heap_table_size); one REPAIR/ALTER of an Aria or MyISAM table runs at a time.
+
+    Not covered (no server-wide limit exists for them): network buffers grown towards
+    max_allowed_packet by large rows, several temporary tables or sort buffers in one
+    statement, full-text index caches, user variables, prepared statements and stored
+    programs kept by sessions, replication threads.
+    """
+    value = _memory_values(settings)
+    pool = value["innodb_buffer_pool_size"]
+    server = (
+        SERVER_BASE_BYTES
+        + pool
+        + pool // 64  # page hash and lock table, beside the pool
+        + 2 * value["innodb_log_buffer_size"]  # 10.11 keeps two log buffers
+        + value["key_buffer_size"]
+        + value["aria_pagecache_buffer_size"]
+        + value["query_cache_size"]
+        + max(value["aria_sort_buffer_size"], value["myisam_sort_buffer_size"])
+        + value["table_open_cache"] * (_OPEN_TABLE_BYTES + _TABLE_DEFINITION_BYTES)
+        + value["table_definition_cache"] * _TABLE_DEFINITION_BYTES
+        + value["thread_cache_size"] * _THREAD_STACK
+    )
+    connections = value["max_connections"]
+    if value["performance_schema"]:
+        server += _PERFORMANCE_SCHEMA_BASE + connections * _PERFORMANCE_SCHEMA_PER_CONNECTION
+    per_connection = (
+        _THREAD_STACK
+        + _SESSION_BYTES
+        + _BINLOG_CACHES
+        + value["sort_buffer_size"]
+        + max(value["join_buffer_size"], value["join_buffer_space_limit"])
+        + value["read_buffer_size"]
+        + value["read_rnd_buffer_size"]
+        + value["mrr_buffer_size"]
+        + value["bulk_insert_buffer_size"]
+        + min(value["tmp_table_size"], value["max_heap_table_size"])
+    )
+    return server + connections * per_connection
 
 
 def check_host(host: str) -> None:
@@ -581,6 +758,49 @@ def _check_identifier(kind: str, name: str, max_length: int) -> None:
             f"{kind} name {name!r} is invalid: use letters, digits, '_' and '-', "
             "starting with a letter or '_'"
         )
+
+
+def _memory_values(settings: Mapping[str, object]) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for name, default in _MEMORY_DEFAULTS.items():
+        values[name] = _option_number(name, settings.get(name, default))
+    return values
+
+
+def _option_number(name: str, value: object) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        switch = _SWITCHES.get(value.upper())
+        return switch if switch is not None else parse_size(value)
+    raise ValueError(f"{name}: {value!r} is not a size, a number or ON/OFF")
+
+
+def _max_connections(ram_mb: int) -> int:
+    """``memory_settings``' max_connections: see its docstring."""
+    if ram_mb <= 1024:
+        return max(10, ram_mb * 100 // 1024)
+    return min(500, 100 + 50 * (ram_mb - 1024) // 1024)
+
+
+def _ram_per_connection(ram_mb: int) -> int:
+    """Bytes of flavor RAM per connection ``_max_connections`` allows, before its
+    rounding: non-decreasing in ``ram_mb``. Connections are counted in 1/1024ths."""
+    if ram_mb <= 1024:
+        connections = max(10 * 1024, ram_mb * 100)
+    else:
+        connections = min(500 * 1024, 100 * 1024 + 50 * (ram_mb - 1024))
+    return ram_mb * _MIB * 1024 // connections
+
+
+def _size_text(size: int) -> str:
+    """``size`` bytes as an option-file size (``512K``, ``16M``), exact."""
+    for unit in ("G", "M", "K"):
+        if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
+            return f"{size // _SIZE_UNITS[unit]}{unit}"
+    return str(size)
 
 
 def _power_of_two_below(value: int) -> int:

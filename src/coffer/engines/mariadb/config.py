@@ -6,8 +6,13 @@ and passed as ``mariadbd --defaults-file=<root>/my.cnf``: the server reads that 
 alone, never ``/etc/mysql``. It holds one ``[mariadbd]`` group, in this order (a later
 line wins):
 
-1. defaults derived from the flavor (``CATALOG.memory_settings``, the redo log kept to
-   an eighth of the volume) and ``character_set_server = utf8mb4``;
+1. defaults derived from the flavor (``CATALOG.memory_settings``: every memory buffer
+   sized so the worst case fits the flavor's RAM; the redo log kept to an eighth of the
+   volume) and ``character_set_server = utf8mb4``; where a configuration group raises a
+   limit that MariaDB caps by a companion setting the group leaves alone, the
+   companion's default follows it (``tmp_table_size`` lifts ``max_heap_table_size``,
+   which caps in-memory temporary tables too, and ``join_buffer_size`` lifts
+   ``join_buffer_space_limit``), so the group's value takes effect;
 2. the instance's configuration-group parameters (``spec.parameters``);
 3. the settings Coffer manages: paths (data directory, socket and pid file in the
    private run directory, temporary files there too, slow log in the data directory),
@@ -72,6 +77,11 @@ _HEADER = "# Written by Coffer at each configure; edits here are lost. Use confi
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+-]+")
 _HOST_TEXT = re.compile(r"[A-Za-z0-9.:-]+")
 _SERVER_ID_SPACE = 4294967295  # server_id is 1 .. 2**32 - 1
+#: (parameter, the default that follows it upwards): MariaDB caps the first by the second.
+_COMPANION_LIMITS = (
+    ("tmp_table_size", "max_heap_table_size"),
+    ("join_buffer_size", "join_buffer_space_limit"),
+)
 
 
 def config_path(paths: InstancePaths) -> Path:
@@ -95,13 +105,16 @@ def server_id(instance_id: str) -> int:
 def base_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
     """The defaults parameters may override: flavor sizing and the server character set.
 
-    ``apply_parameters`` returns a removed parameter to the value here, if any.
+    ``apply_parameters`` returns a removed parameter to the value here, if any. Depends on
+    ``spec.parameters`` only through the companion limits (module docstring).
     """
     settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
     log_bytes = parse_size(str(settings["innodb_log_file_size"]))
     volume_cap_mb = max(16, spec.volume_gb * 1024 // 8)
     if log_bytes > volume_cap_mb * 1024 * 1024:
         settings["innodb_log_file_size"] = f"{volume_cap_mb}M"
+    for raised, companion in _COMPANION_LIMITS:
+        _follow(settings, spec.parameters, raised, companion)
     settings["character_set_server"] = DEFAULT_CHARACTER_SET
     return settings
 
@@ -118,6 +131,21 @@ def server_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Setti
     settings.update(spec.parameters)
     settings.update(_managed_settings(spec, paths))
     return settings
+
+
+def _follow(
+    settings: dict[str, SettingValue],
+    parameters: Mapping[str, object],
+    raised: str,
+    companion: str,
+) -> None:
+    """Lift ``companion``'s default to the group's ``raised`` value unless the group sets
+    ``companion`` itself (values are validated integers by then)."""
+    value = parameters.get(raised)
+    if companion in parameters or isinstance(value, bool) or not isinstance(value, int):
+        return
+    if value > parse_size(str(settings[companion])):
+        settings[companion] = value
 
 
 def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
