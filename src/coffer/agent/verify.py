@@ -44,8 +44,22 @@ class BackupVerifier:
         self, engine: Engine, spec: InstanceSpec, payload: dict[str, Any]
     ) -> dict[str, Any]:
         """Restore ``payload["restore"]`` as ``spec`` (a throwaway id and port), compare
-        counts with ``payload["counts"]`` and run the engine's check. Returns
-        ``{"ok": bool, "detail": str}``; the throwaway is removed in every case."""
+        counts with ``payload["counts"]`` and run the engine's check, all within
+        ``payload["timeout_s"]`` (shorter than the server's wait, so the throwaway is gone
+        before the server gives its port away). Returns ``{"ok": bool, "detail": str}``;
+        the throwaway is removed in every case."""
+        timeout_s = float(payload.get("timeout_s", START_TIMEOUT_S))
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._verify(engine, spec, payload)
+        except TimeoutError:
+            return {"ok": False, "detail": f"the verification did not end within {timeout_s:.0f} s"}
+        finally:
+            await self.remove(spec.instance_id)
+
+    async def _verify(
+        self, engine: Engine, spec: InstanceSpec, payload: dict[str, Any]
+    ) -> dict[str, Any]:
         paths = self.paths(spec.instance_id)
         try:
             await asyncio.to_thread(osusers.ensure_account, spec.instance_id, self._dir)
@@ -73,8 +87,6 @@ class BackupVerifier:
         except CofferError as exc:
             # the backup would not restore, start or pass its checks: that is the finding
             return {"ok": False, "detail": exc.message}
-        finally:
-            await self.remove(spec.instance_id)
 
     async def remove(self, instance_id: str) -> None:
         """Kill whatever runs as the throwaway's account, then remove its files."""

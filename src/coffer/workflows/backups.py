@@ -154,8 +154,7 @@ def delete_objects(backup_id: str) -> None:
             return
         prefix = b.location.rsplit("/", 1)[0] + "/"
         store = open_store(store_of(rt, b))
-    for key in store.list(prefix):
-        store.delete(key)
+    store.purge(prefix)
     with rt.sessions.begin() as s:
         s.execute(
             update(Backup).where(Backup.id == backup_id).values(deleted=True, updated=utcnow())
@@ -225,6 +224,8 @@ def send_verification(command_id: str, backup_id: str, throwaway: str, host_id: 
             "restore": restore_payload(rt, chain),
             "counts": json.loads(rec.backup.counts_json or "{}"),
             "counts_exact": rec.backup.counts_exact,
+            # the agent gives up first, so its throwaway is gone before the port is freed
+            "timeout_s": rt.settings.backup_timeout_s * 0.9,
         }
     CommandBus(rt).submit(
         command_id=command_id,
