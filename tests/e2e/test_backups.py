@@ -297,9 +297,21 @@ def test_backup_survives_a_crash(fresh_server: CofferServer, victim: str) -> Non
         assert done["status"] in ("COMPLETED", "FAILED"), done
         inst = wait_instance(c, src["id"], timeout=120)
         assert inst["status"] == "ACTIVE", "the instance is given back"
+        stored = store_dir(server) / done["project_id"] / bid
         if done["status"] == "COMPLETED":
+            # the re-delivered backup first purged what the killed attempt left
+            names = [p.name for p in stored.iterdir()]
+            assert "data" in names and not [n for n in names if n.startswith(".")], names
             restored = restore(c, ENGINES["postgresql"], "bk-crash-restored", bid)
             with pg_session(restored) as conn:
                 assert conn.execute("SELECT count(*) FROM big").fetchone() == (150000,)
         delete_instances(c, names=["bk-crash", "bk-crash-restored"])
         assert c.delete(f"/backups/{bid}").status_code == 202
+        end = time.monotonic() + 60
+        while time.monotonic() < end and c.get(f"/backups/{bid}").status_code != 404:
+            time.sleep(0.2)
+        assert c.get(f"/backups/{bid}").status_code == 404
+        left = (
+            sorted(str(p.relative_to(stored)) for p in stored.rglob("*")) if stored.exists() else []
+        )
+        assert left == [], "the delete purges the prefix, crash leftovers (hidden files) too"

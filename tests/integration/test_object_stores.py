@@ -14,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import random
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import tracemalloc
 import uuid
@@ -412,3 +415,157 @@ def test_directory_store_modes_temp_files_and_key_collisions() -> None:
     finally:
         with contextlib.suppress(StopIteration):
             next(cases)
+
+
+# ------------------------------------------------------------------ purge after a crash
+#: run by ``crashed_puts`` in a child process: starts a put of each key in its own thread,
+#: each fed ``size`` bytes and then stalled forever; prints "ready" once every put has
+#: consumed all its bytes (so their temporary files, segments or parts exist), then waits
+#: to be killed. Reads its job (store config included) from stdin.
+CRASHING_PUT = r"""
+import json, os, sys, threading
+
+job = json.loads(sys.stdin.readline())
+from coffer.storage import StoreConfig
+config = StoreConfig.model_validate(job["config"])
+if job["kind"] == "directory":
+    from coffer.storage.filesystem import DirectoryStore
+    store = DirectoryStore.from_config(config)
+elif job["kind"] == "swift":
+    from coffer.storage.swift import SwiftStore
+    store = SwiftStore(config, segment_size=job["segment"], inline_limit=job["inline"])
+else:
+    from coffer.storage.s3 import S3Store
+    store = S3Store(config, part_size=job["part"])
+
+def stalled(size, fed):
+    while size > 0:
+        n = min(1 << 20, size)
+        yield os.urandom(n)
+        size -= n
+    fed.set()
+    threading.Event().wait()  # until the process is killed
+
+fed = []
+for key in job["keys"]:
+    fed.append(threading.Event())
+    feed = stalled(job["size"], fed[-1])
+    threading.Thread(target=store.put, args=(key, feed), daemon=True).start()
+for event in fed:
+    event.wait()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+#: past two Swift segments and two S3 parts: both are stored when the put stalls
+CRASH_SIZE = 11 * MiB
+
+
+def crashed_puts(case: Case, keys: list[str]) -> None:
+    """Start puts of ``keys`` in a child process and SIGKILL it mid-upload, the way an
+    agent dies: whatever the puts had stored by then is left behind."""
+    job = {
+        "kind": case.kind,
+        "config": case.config.model_dump(),
+        "keys": keys,
+        "size": CRASH_SIZE,
+        "segment": SWIFT_SEGMENT,
+        "inline": SWIFT_INLINE,
+        "part": S3_PART,
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_PUT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(job) + "\n")
+        child.stdin.close()
+        assert child.stdout.readline().strip() == "ready", "the crashing puts never got going"
+    finally:
+        child.kill()  # SIGKILL: no cleanup code runs
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def backend_names(case: Case, prefix: str) -> list[str]:
+    """The names in ``case.raw()`` of things stored for keys under ``prefix``: objects,
+    temporary files, segments (``<key>/<upload>/<n>``, in either segments container) and
+    unfinished uploads (``upload:<key>``)."""
+    marks = (f"{case.config.container}_segments/", f"{case.config.container}+segments/")
+    return [
+        name
+        for name in case.raw()
+        if any(name.startswith(mark + prefix) for mark in (*marks, "upload:", ""))
+    ]
+
+
+def test_purge_removes_objects_and_what_killed_puts_left(case: Case) -> None:
+    objects = {"p/b1/data": MULTI, "p/b1/sub/meta": SMALL}
+    outside = {"p/b10/data": MULTI, "p/other/data": SMALL, "q": SMALL}
+    for key, size in {**objects, **outside}.items():
+        case.store.put(key, chunks_of(size, seed=len(key)))
+    stored = case.raw()
+    crashed_puts(case, ["p/b1/data", "p/b1/sub/deep/new", "p/b10/crashed"])
+
+    under = backend_names(case, "p/b1/")
+    # what purge itself removes besides the objects (s3api drops the parts of an upload
+    # when the upload is aborted)
+    leftovers = [n for n in under if n not in objects and "+segments/" not in n]
+    if case.kind == "directory":
+        assert len([n for n in leftovers if TEMP_PREFIX in n]) == 2, under
+    elif case.kind == "swift":  # the object's own 4 segments, and the crashed puts' ones
+        assert len(leftovers) >= 4 + 2 * 2, under
+    else:
+        assert sorted(leftovers) == ["upload:p/b1/data", "upload:p/b1/sub/deep/new"], under
+    assert case.store.list("p/b1/") == sorted(objects), "leftovers are never listed"
+    kept = [n for n in case.raw() if n not in under]
+    assert set(kept) - set(stored), "the crash outside the prefix left something to keep"
+
+    assert case.store.purge("p/b1/") == len(objects) + len(leftovers)
+
+    assert backend_names(case, "p/b1/") == []
+    assert case.raw() == kept, "nothing outside the prefix is touched"
+    for key, size in outside.items():
+        assert digest_of(case.store.get(key)) == digest_of(chunks_of(size, seed=len(key)))
+    assert case.store.purge("p/b1/") == 0, "a second purge finds nothing"
+    if case.kind == "directory":
+        assert not (Path(case.config.location) / "p" / "b1").exists(), "empty dirs go too"
+
+
+def test_purge_of_a_prefix_with_nothing_under_it(case: Case) -> None:
+    assert case.store.purge("nothing/here/") == 0  # no container, bucket or directory yet
+    case.store.put("a/b", [b"x"])
+    assert case.store.purge("nothing/") == 0
+    assert case.store.purge("a/b/") == 0  # "a/b" is an object, not under "a/b/"
+    assert case.store.list() == ["a/b"]
+
+
+BAD_PREFIXES = ["", "/", "p", "p/b1", "/p/", "p//", "p/../", "../", "./", "nul\x00/"]
+
+
+def test_bad_prefixes_are_rejected_and_change_nothing(case: Case) -> None:
+    case.store.put("p/b1/data", [b"data"])
+    before = case.raw()
+    for prefix in BAD_PREFIXES:
+        with pytest.raises(BadRequest, match="object prefix"):
+            case.store.purge(prefix)
+    assert case.raw() == before
+
+
+def test_purge_keeps_the_segments_of_the_object_named_like_the_prefix(
+    remote_case: Case,
+) -> None:
+    """Segments of ``p/b1`` are named ``p/b1/<upload>/<n>``: a purge of ``p/b1/`` must
+    not take them for leftovers of a key under the prefix."""
+    store = remote_case.store
+    store.put("p/b1", chunks_of(MULTI, seed=3))
+    store.put("p/b1/data", chunks_of(MULTI, seed=4))
+    assert store.purge("p/b1/") >= 1
+    assert store.list() == ["p/b1"]
+    assert digest_of(store.get("p/b1")) == digest_of(chunks_of(MULTI, seed=3))
+    if remote_case.kind == "swift":
+        assert remote_case.pieces("p/b1") > 1

@@ -32,6 +32,7 @@ def take_backup(
     job = payload["backup"]
     store = open_store(StoreConfig.model_validate(payload["store"]))
     parent = job.get("parent")
+    store.purge(job["location"].rsplit("/", 1)[0] + "/")  # what a crashed attempt left
 
     def produce(sink: Any) -> BackupOutcome:
         return engine.backups.backup(paths, spec, sink, parent)

@@ -20,6 +20,13 @@ Contract for every implementation:
 * ``get`` and ``size`` raise ``StorageNotFound`` for a missing key when called (``get``
   before its first chunk); ``exists`` answers ``False`` instead.
 * ``list`` returns the keys starting with ``prefix``, sorted.
+* ``purge(prefix)`` deletes every object whose key starts with ``prefix`` and every
+  leftover of an unfinished put (a killed process's) of such a key: temporary files,
+  segments no manifest points at, multipart uploads never completed nor aborted. The
+  prefix must end with ``/`` (see ``check_prefix``; anything else raises ``BadRequest``
+  and deletes nothing), so it names a whole "directory" and never a sibling key.
+  Idempotent; returns how many things it removed (0 when nothing was there). Leftovers
+  are found by their names, so a put of a key under ``prefix`` must not run meanwhile.
 * If ``chunks`` itself raises, ``put`` cleans up and re-raises that same exception; store
   failures become ``StorageError``.
 * Constructing a store does no I/O; the first operation connects (and a ``put`` creates
@@ -75,6 +82,8 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str = "") -> list[str]: ...
 
+    def purge(self, prefix: str) -> int: ...
+
     def describe(self) -> str:
         """A short human description without secrets, e.g. ``swift container 'x'``."""
         ...
@@ -104,6 +113,23 @@ def check_key(key: str) -> str:
                 "(no leading, trailing or doubled '/')"
             )
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it may be purged, else raise ``BadRequest`` naming it.
+
+    A purge prefix is a valid key (see ``check_key``) followed by ``/``: never empty, so
+    a purge cannot take a whole store by mistake.
+    """
+    if not isinstance(prefix, str) or not prefix.endswith("/") or prefix == "/":
+        raise BadRequest(
+            f"object prefix {prefix!r} must be a key followed by '/' (e.g. 'project/backup/')"
+        )
+    try:
+        check_key(prefix[:-1])
+    except BadRequest as exc:
+        raise BadRequest(f"object prefix {prefix!r} is not a key followed by '/': {exc}") from None
+    return prefix
 
 
 def growing_size(index: int, *, first: int, double_every: int, largest: int) -> int:

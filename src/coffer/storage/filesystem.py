@@ -7,7 +7,9 @@ renames it over the target and fsyncs the directory, so readers see either the o
 object or the whole new one, and a crash leaves at worst a temporary file. Because keys
 are paths, one key cannot be both an object and a prefix of another (``a`` and ``a/b``):
 such a put fails with ``StorageError`` and changes nothing. Deleting an object removes
-the directories it leaves empty (up to the root).
+the directories it leaves empty (up to the root). A purge of ``a/b/`` removes the whole
+directory ``<root>/a/b`` (objects, temporary files, empty directories a crashed put
+made) and then the parents it leaves empty.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from coffer.errors import BadRequest, StorageError, StorageNotFound
-from coffer.storage.base import Source, StoreConfig, check_key
+from coffer.storage.base import Source, StoreConfig, check_key, check_prefix
 
 TEMP_PREFIX = ".coffer-tmp-"
 READ_CHUNK = 1 << 20
@@ -171,6 +173,33 @@ class DirectoryStore:
             raise self._error("list", prefix or "(all keys)", exc) from exc
         return sorted(keys)
 
+    def purge(self, prefix: str) -> int:
+        """Remove the directory ``prefix`` names with everything in it (hidden temporary
+        files included); returns how many files were removed. Directories a concurrent
+        delete prunes meanwhile are skipped."""
+        check_prefix(prefix)
+        top = self._path(prefix[:-1])
+        if not top.is_dir() or top.is_symlink():
+            return 0  # nothing stored under prefix (or only the object ``prefix[:-1]``)
+        removed = 0
+        try:
+            for directory, subdirs, files in os.walk(
+                top, topdown=False, onerror=_raise_unless_gone
+            ):
+                for name in files + [d for d in subdirs if os.path.islink(Path(directory, d))]:
+                    removed += _unlink_if_there(Path(directory, name))
+                for name in subdirs:
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        Path(directory, name).rmdir()
+            with contextlib.suppress(FileNotFoundError):
+                top.rmdir()
+        except OSError as exc:
+            raise self._error("purge", prefix, exc) from exc
+        with contextlib.suppress(FileNotFoundError):  # pruned by a concurrent delete
+            _fsync_dir(top.parent)
+        self._prune(top.parent)
+        return removed
+
     def _path(self, key: str) -> Path:
         check_key(key)
         if any(segment.startswith(TEMP_PREFIX) for segment in key.split("/")):
@@ -202,6 +231,15 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _unlink_if_there(path: Path) -> int:
+    """1 if ``path`` was removed, 0 if it was already gone."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return 1
 
 
 def _may_hold(directory_prefix: str, prefix: str) -> bool:

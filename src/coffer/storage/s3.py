@@ -9,7 +9,9 @@ A put buffers at most one part (plus one of the caller's chunks): an object smal
 one part is a single PUT; a larger one is a multipart upload of parts of ``part_size``
 bytes (8 MiB by default, at least 5 MiB: S3's minimum) for the first 1000 parts, then
 doubling every 1000 parts (S3 allows 10000), and it becomes visible only when the upload
-completes. A failed put aborts its multipart upload, which discards the parts sent.
+completes. A failed put aborts its multipart upload, which discards the parts sent; the
+upload of a put whose process was killed stays open (invisible to ``list``) until
+``purge`` of a prefix of its key aborts it.
 The bucket is created on the first put if it does not exist. (Swift's ``s3api``, as of
 Swift 2.30, keeps the parts of a multipart object that a later put overwrites, in
 ``<bucket>+segments``: a leak of that backend, out of reach of any S3 call.)
@@ -32,7 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from coffer.errors import BadRequest, StorageError, StorageNotFound
-from coffer.storage.base import Source, StoreConfig, check_key, growing_size
+from coffer.storage.base import Source, StoreConfig, check_key, check_prefix, growing_size
 
 log = logging.getLogger("coffer.storage.s3")
 
@@ -203,6 +205,39 @@ class S3Store:
         check_key(key)
         with contextlib.suppress(StorageNotFound), self._errors("delete", key):
             self._s3().delete_object(Bucket=self.bucket, Key=key)
+
+    def purge(self, prefix: str) -> int:
+        """Aborts every multipart upload of a key under ``prefix`` (which discards its
+        parts), then deletes the objects under ``prefix``, one request each. Returns
+        uploads aborted plus objects deleted."""
+        check_prefix(prefix)
+        s3 = self._s3()
+        removed = 0
+        try:
+            with self._errors("purge", prefix):
+                pages = s3.get_paginator("list_multipart_uploads")
+                for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
+                    for upload in page.get("Uploads", []):
+                        removed += self._abort_left(upload["Key"], upload["UploadId"], prefix)
+        except StorageNotFound:
+            return 0  # no bucket: nothing stored
+        for key in self.list(prefix):
+            with contextlib.suppress(StorageNotFound), self._errors("purge", key):
+                s3.delete_object(Bucket=self.bucket, Key=key)
+                removed += 1
+        return removed
+
+    def _abort_left(self, key: str, upload: str, prefix: str) -> int:
+        """Abort an upload a listing found under ``prefix``: 1, or 0 if it ended meanwhile."""
+        if not key.startswith(prefix):  # a listing ignoring Prefix must not widen the purge
+            return 0
+        try:
+            self._s3().abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+        except ClientError as exc:
+            if _code(exc) in _MISSING or _code(exc) == "NoSuchUpload":
+                return 0
+            raise
+        return 1
 
     # ---------------------------------------------------------------- plumbing
     def _s3(self) -> Any:

@@ -16,7 +16,8 @@ A failed put deletes the segments it uploaded; a put that replaces a large objec
 the old object's segments once the new object is in place; a delete of a large object
 deletes its manifest, then its segments. Segments that cannot be deleted after the object
 is gone or replaced are logged, not raised; a put that crashes (process killed) can leave
-segments under ``<key>/`` in the segments container.
+segments under ``<key>/`` in the segments container, which ``purge`` of a prefix of
+``key`` finds by name and deletes.
 
 One Connection is made per operation, reusing the auth token of the previous one, so a
 store may be shared between threads. Keys used with a segmented put must leave room for
@@ -30,6 +31,7 @@ import hashlib
 import itertools
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -38,7 +40,14 @@ from requests.exceptions import RequestException
 from swiftclient.client import ClientException, Connection
 
 from coffer.errors import BadRequest, StorageError, StorageNotFound
-from coffer.storage.base import MAX_KEY_BYTES, Source, StoreConfig, check_key, growing_size
+from coffer.storage.base import (
+    MAX_KEY_BYTES,
+    Source,
+    StoreConfig,
+    check_key,
+    check_prefix,
+    growing_size,
+)
 
 log = logging.getLogger("coffer.storage.swift")
 
@@ -50,6 +59,8 @@ SEGMENTS_PER_SIZE = 100
 MAX_SEGMENTS = 1000
 READ_CHUNK = 1 * MiB
 SEGMENT_SUFFIX = 1 + 32 + 1 + 8  # "/<upload id>/<index>"
+#: a segment's name: ``<key>/<upload id>/<index>``
+_SEGMENT_NAME = re.compile(r"(?s)(.+)/[0-9a-f]{32}/[0-9]{8}")
 
 
 class SwiftStore:
@@ -216,6 +227,46 @@ class SwiftStore:
                 reason,
                 left[0],
             )
+
+    # ---------------------------------------------------------------- purge
+    def purge(self, prefix: str) -> int:
+        """Deletes the objects under ``prefix`` (a large object's manifest, not through
+        ``multipart-manifest=delete``), then every segment a put of a key under ``prefix``
+        uploaded, whether a manifest points at it or not: segments are found by their
+        names (``<key>/<upload id>/<index>``), so those of an object outside the prefix
+        (``prefix[:-1]`` itself) are left alone. Returns objects plus segments deleted."""
+        check_prefix(prefix)
+        removed = self._delete_names(self.container, self._names(self.container, prefix), prefix)
+        orphans = [
+            name
+            for name in self._names(self.segments_container, prefix)
+            if (match := _SEGMENT_NAME.fullmatch(name)) and match[1].startswith(prefix)
+        ]
+        return removed + self._delete_names(self.segments_container, orphans, prefix)
+
+    def _names(self, container: str, prefix: str) -> list[str]:
+        """Every name in ``container`` starting with ``prefix`` ([] if no container)."""
+        try:
+            with self._session("list", prefix) as conn:
+                _, objects = conn.get_container(container, prefix=prefix, full_listing=True)
+        except StorageNotFound:
+            return []
+        return [obj["name"] for obj in objects]
+
+    def _delete_names(self, container: str, names: list[str], prefix: str) -> int:
+        """Delete ``names`` from ``container``; how many were there to delete."""
+        deleted = 0
+        if names:
+            with self._session("purge", prefix) as conn:
+                for name in names:
+                    try:
+                        conn.delete_object(container, name)
+                    except ClientException as exc:
+                        if exc.http_status != 404:
+                            raise
+                        continue
+                    deleted += 1
+        return deleted
 
     # ---------------------------------------------------------------- reads
     def get(self, key: str) -> Iterator[bytes]:
