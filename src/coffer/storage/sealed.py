@@ -7,8 +7,9 @@ Layout (integers big-endian)::
     header = MAGIC (4 bytes) | FORMAT_VERSION (1) | stream id (16 random bytes)
     frame  = flags (1: FINAL or 0) | length (4) | ciphertext (length bytes, 16-byte tag last)
 
-The frames' payloads, concatenated, are one zstd stream of the backup's bytes (level 3, one
-thread). A payload holds at most ``frame_size`` (≤ ``FRAME_SIZE``) bytes of it; the final
+The frames' payloads, concatenated, are one zstd stream of the backup's bytes (level 1,
+compressed on every core: a single level-3 thread capped backups at ~120 MB/s here, below
+a raw copy of the data; level 1 stores ~5% more for ~2x the speed). A payload holds at most ``frame_size`` (≤ ``FRAME_SIZE``) bytes of it; the final
 frame's payload ends with 8 more bytes: the backup's plaintext size, checked at the end.
 
 Keys and nonces: the stream key is HKDF-SHA256 of the data key salted with the stream id,
@@ -67,7 +68,7 @@ _TAG_SIZE = 16
 _SIZE_TRAILER = 8
 _FINAL = 0x01
 _MAX_CIPHERTEXT = FRAME_SIZE + _SIZE_TRAILER + _TAG_SIZE
-_ZSTD_LEVEL = 3
+_ZSTD_LEVEL = 1
 _READ_BUFFER = 128 << 10
 _HKDF_INFO = b"coffer sealed backup v1"
 
@@ -160,7 +161,7 @@ class SealedStream(Iterator[bytes]):
     def _frames(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """The header, then each payload sealed one frame behind, so the last is final."""
         yield self._header
-        chunker: Any = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=0).chunker(
+        chunker: Any = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, threads=-1).chunker(
             chunk_size=self._frame_size
         )
         index = 0
