@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import secrets
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +31,9 @@ import pytest
 from coffer.agent import osusers
 from coffer.contracts.engine import DatabaseSpec, UserSpec
 from coffer.engines.base import BackupOutcome, Engine
+from coffer.engines.host import EngineUser, run_tool
 from coffer.engines.mariadb import build_engine
+from coffer.engines.mariadb.config import socket_path
 from coffer.errors import EngineError, IntegrityError
 from tests.integration.test_mariadb_engine import ENGINE_USER, MARIADBD, Server, run
 
@@ -142,10 +149,30 @@ class Chain:
         self.full = backup(source, self.full_file)
         self.at_full = contents(source)
         writes_after_full(source)
+        checkpoint_past(source, int(self.full.positions["to_lsn"]))
         self.incremental = backup(source, self.incremental_file, self.full)
         self.at_incremental = contents(source)
         writes_after_incremental(source)
         self.at_end = contents(source)
+
+
+def checkpoint_past(server: Server, lsn: int) -> None:
+    """Wait until an InnoDB checkpoint lies past ``lsn``, flushing every dirty page to
+    bring it on (so the incremental ends at a later checkpoint than its parent, which
+    the out-of-order chain test relies on)."""
+    server.query("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            ((_kind, _name, status),) = server.query("SHOW ENGINE INNODB STATUS")
+            found = re.search(r"^Last checkpoint at\s+([0-9]+)", str(status), re.MULTILINE)
+            if found is not None and int(found[1]) > lsn:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"no InnoDB checkpoint past LSN {lsn} within 60 s")
+            time.sleep(0.05)
+    finally:
+        server.query("SET GLOBAL innodb_max_dirty_pages_pct = DEFAULT")
 
 
 def write_initial(server: Server) -> None:
@@ -236,7 +263,7 @@ def test_backup_positions_and_counts(chain: Chain) -> None:
     assert full["instance_id"] == incremental["instance_id"] == chain.source.instance_id
     assert full["from_lsn"] == "0"
     assert incremental["from_lsn"] == full["to_lsn"]
-    assert int(incremental["to_lsn"]) >= int(full["to_lsn"])
+    assert int(incremental["to_lsn"]) > int(full["to_lsn"])
     assert full["binlog_file"].startswith("mariadb-bin.") and full["gtid"]
     assert full["server_version"].startswith("10.11.")
     assert chain.full.counts == {
@@ -451,3 +478,96 @@ def test_check_reports_damage(chain: Chain, new_server: Callable[[str], Server])
     server.start()
     with pytest.raises(EngineError, match=r"damage.*lab\.fragile"):
         server.engine.backups.check(server.paths, server.spec)
+
+
+# --- what a backup killed with the agent leaves --------------------------------------------
+
+
+#: Run by a child process: what ``backup`` does before mariadb-backup runs (the option
+#: file with a one-time password, and that password on root@localhost), then SIGKILL.
+KILLED_BACKUP = """
+import os, signal, sys
+from pathlib import Path
+from coffer.engines.base import InstancePaths
+from coffer.engines.host import EngineUser, write_private_file
+from coffer.engines.mariadb.backup import _client_options, _password_login
+
+paths = InstancePaths(root=Path(sys.argv[1]), os_user=sys.argv[2])
+secret = sys.stdin.read()
+scratch = paths.root / ".coffer-backup"
+scratch.mkdir(mode=0o700)
+user = EngineUser.lookup(paths.os_user)
+write_private_file(scratch / "client.cnf", _client_options(paths, secret), user)
+login = _password_login(paths, secret)  # held: a dropped one would end the login
+login.__enter__()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def leave_a_killed_backup_behind(server: Server) -> str:
+    """An agent SIGKILLed while mariadb-backup ran; returns the password it left."""
+    secret = secrets.token_hex(24)
+    died = subprocess.run(
+        [sys.executable, "-c", KILLED_BACKUP, str(server.paths.root), server.paths.os_user],
+        input=secret,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    return secret
+
+
+def password_login(server: Server, secret: str) -> str:
+    """Log in as root@localhost with ``secret`` from the instance's OS account (so
+    ``unix_socket`` cannot admit it): the account's name, or the client's error."""
+    socket = f"--socket={socket_path(server.paths)}"
+    result = run_tool(
+        EngineUser.lookup(server.paths.os_user),
+        [
+            *("/usr/bin/mariadb", "--no-defaults", "--user=root", f"--password={secret}"),
+            *(socket, "--batch", "--skip-column-names", "--execute=SELECT CURRENT_USER()"),
+        ],
+    )
+    return result.stdout.strip() if result.returncode == 0 else result.stderr.strip()
+
+
+def test_a_killed_backups_password_and_option_file_are_gone_after_the_next_start(
+    new_server: Callable[[str], Server],
+) -> None:
+    server = new_server("killed-mid-backup")
+    server.engine.lifecycle.prepare(server.paths, server.spec)
+    start(server)
+    secret = leave_a_killed_backup_behind(server)
+    assert password_login(server, secret) == "root@localhost"  # the leftover is live
+    assert ".coffer-backup" in leftovers(server.paths.root)
+
+    server.stop()
+    start(server)  # configure, start, bootstrap: as the agent does
+
+    assert leftovers(server.paths.root) == ["data", "engine.log", "my.cnf", "run"]
+    (grants,) = server.query("SHOW GRANTS FOR root@localhost")[0]
+    assert "unix_socket" in grants and "mysql_native_password" not in grants
+    assert "Access denied for user 'root'@'localhost'" in password_login(server, secret)
+    # neither the password nor its removal reached the binary log
+    for log_name, *_size in server.query("SHOW BINARY LOGS"):
+        events = server.query(f"SHOW BINLOG EVENTS IN '{log_name}'")
+        assert not [event for event in events if "ALTER USER" in str(event[-1])]
+
+
+def test_the_next_backup_ends_a_killed_backups_login_even_if_it_fails(
+    new_server: Callable[[str], Server], workspace: Path
+) -> None:
+    server = new_server("killed-then-backed-up")
+    server.engine.lifecycle.prepare(server.paths, server.spec)
+    start(server)
+    secret = leave_a_killed_backup_behind(server)
+    # a parent ahead of this instance's log: refused after the leftovers are cleared
+    parent = {"instance_id": server.instance_id, "to_lsn": "999999999999"}
+    with (workspace / "refused.xb").open("wb") as sink, pytest.raises(EngineError, match="ahead"):
+        server.engine.backups.backup(server.paths, server.spec, sink, parent)
+    assert leftovers(server.paths.root) == ["data", "engine.log", "my.cnf", "run"]
+    (grants,) = server.query("SHOW GRANTS FOR root@localhost")[0]
+    assert "mysql_native_password" not in grants
+    assert "Access denied for user 'root'@'localhost'" in password_login(server, secret)

@@ -4,29 +4,51 @@ The agent runs as root; everything an engine reads or writes is owned by the eng
 and private to it (directories 0700, files 0600). Processes started for the engine user
 get its primary group only (no supplementary groups), so permission checks here use the
 owner, the primary group and "other" bits (POSIX ACLs are not considered).
+
+Engine tools (``run_tool``, ``run_as``, ``stream_out``, ``stream_in``) run as the
+instance's account with its primary group only, umask 077, working directory ``/`` and
+the whole environment ``tool_env`` builds (nothing of the agent's own environment, so no
+secret of the agent reaches a tool). ``run_tool`` returns a short-lived tool's whole
+output; the streaming ones drain stderr as the tool runs and keep only its tail. An
+``EngineError`` for a failed tool ends with that tail. Passwords never go on a tool's
+command line: they go in 0600 option files (``write_private_file``).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import pwd
 import stat
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO
 
 from coffer.errors import EngineError
 
 __all__ = [
+    "CHUNK_BYTES",
     "EngineUser",
+    "ToolResult",
     "check_traversable",
     "chown_tree",
     "make_private_dir",
     "run_as",
+    "run_tool",
+    "stream_in",
+    "stream_out",
+    "tool_env",
+    "write_all",
     "write_private_file",
 ]
 
+#: The size of the pieces ``stream_out`` and ``stream_in`` copy.
+CHUNK_BYTES = 1 << 20
+#: Characters of a tool's output quoted in an ``EngineError``.
 _STDERR_TAIL = 2000
 
 
@@ -95,31 +117,218 @@ def write_private_file(path: Path, text: str, user: EngineUser) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def run_as(user: EngineUser, argv: Sequence[str], *, what: str) -> None:
-    """Run ``argv`` to completion as ``user`` (no supplementary groups, clean environment).
+def tool_env(user: EngineUser, **extra: str) -> dict[str, str]:
+    """The whole environment of a tool run as ``user``: its ``HOME``, ``PATH`` of the
+    system directories, a UTF-8 C locale (untranslated, parseable messages), and
+    ``extra`` (e.g. ``PGPASSFILE``) on top."""
+    env = {"HOME": user.home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """How a tool run by ``run_tool`` ended; its output decoded as UTF-8 (bad bytes
+    replaced)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_tool(
+    user: EngineUser, argv: Sequence[str], *, extra_env: Mapping[str, str] | None = None
+) -> ToolResult:
+    """Run ``argv`` to completion as ``user`` with an empty stdin; its exit status and
+    output, whatever the status (judging it is the caller's job). Blocks until it exits.
+    ``EngineError`` only if it cannot be started at all."""
+    process = _spawn(
+        user, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, extra_env=extra_env
+    )
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return ToolResult(
+        process.returncode,
+        stdout.decode("utf-8", errors="replace"),
+        stderr.decode("utf-8", errors="replace"),
+    )
+
+
+def run_as(
+    user: EngineUser,
+    argv: Sequence[str],
+    *,
+    what: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> None:
+    """Run ``argv`` to completion as ``user`` (see ``run_tool``).
 
     Raises ``EngineError`` starting with ``what`` and ending with the tail of stderr if the
     command fails. Blocks until it exits.
     """
-    env = {"HOME": user.home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    result = subprocess.run(
-        list(argv),
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        env=env,
-        cwd="/",
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_tool(user, argv, extra_env=extra_env)
     if result.returncode != 0:
         # some tools (mariadb-install-db) report their errors on stdout
         tail = (result.stdout.strip()[-_STDERR_TAIL // 2 :] + " | " + result.stderr.strip())[
             -_STDERR_TAIL:
         ]
         raise EngineError(f"{what} failed (exit {result.returncode}): {tail}")
+
+
+def stream_out(
+    user: EngineUser,
+    argv: Sequence[str],
+    sink: BinaryIO,
+    *,
+    what: str,
+    extra_env: Mapping[str, str] | None = None,
+    keep_stderr: int = _STDERR_TAIL,
+) -> str:
+    """Run ``argv`` as ``user`` (stdin empty), copying its stdout to ``sink`` in
+    ``CHUNK_BYTES`` pieces as it comes; nothing is staged. Return the last
+    ``keep_stderr`` bytes of its stderr (decoded; stderr is drained meanwhile, so a
+    chatty tool never blocks).
+
+    Blocks until the tool exits. If it fails: ``EngineError`` starting with ``what`` and
+    ending with its stderr tail. If ``sink`` raises (or the thread is interrupted), the
+    tool is killed and reaped and that exception propagates unchanged.
+    """
+    process = _spawn(
+        user, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, extra_env=extra_env
+    )
+    tail = _StderrTail(process.stderr, keep_stderr)
+    assert process.stdout is not None
+    try:
+        with process.stdout:
+            while chunk := process.stdout.read(CHUNK_BYTES):
+                write_all(sink, chunk)
+    except BaseException:
+        _abort(process, tail)
+        raise
+    return _finish(process, tail, what)
+
+
+def stream_in(
+    user: EngineUser,
+    argv: Sequence[str],
+    source: BinaryIO,
+    *,
+    what: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> None:
+    """Run ``argv`` as ``user`` with ``source`` read to its end, in ``CHUNK_BYTES``
+    pieces, into its stdin (its stdout is discarded).
+
+    Blocks until the tool exits. If it fails, or stops reading early and then fails:
+    ``EngineError`` starting with ``what`` and ending with its stderr tail. If ``source``
+    raises (e.g. ``IntegrityError`` for a tampered backup), the tool is killed and reaped
+    and that exception propagates unchanged; what the tool wrote meanwhile is the
+    caller's to remove.
+    """
+    process = _spawn(
+        user, argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, extra_env=extra_env
+    )
+    tail = _StderrTail(process.stderr, _STDERR_TAIL)
+    stdin = process.stdin
+    assert stdin is not None
+    try:
+        while chunk := source.read(CHUNK_BYTES):
+            stdin.write(chunk)
+        stdin.close()
+    except BrokenPipeError:
+        pass  # the tool stopped reading: its exit status says why
+    except BaseException:
+        _abort(process, tail)
+        raise
+    _finish(process, tail, what)
+
+
+def write_all(sink: BinaryIO, data: bytes) -> None:
+    """``sink.write`` until all of ``data`` is taken (a raw sink may take less at once)."""
+    view = memoryview(data)
+    while view:
+        taken = sink.write(view)
+        view = view[len(view) if taken is None else taken :]
+
+
+def _spawn(
+    user: EngineUser,
+    argv: Sequence[str],
+    *,
+    stdin: int,
+    stdout: int,
+    extra_env: Mapping[str, str] | None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as ``user``; its stderr is a pipe the caller must drain."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            user=user.uid,
+            group=user.gid,
+            extra_groups=[],
+            umask=0o077,
+            env=tool_env(user, **(extra_env or {})),
+            cwd="/",
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        raise EngineError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+
+
+class _StderrTail:
+    """Drains a tool's stderr in a thread, keeping at most its last ``limit`` bytes."""
+
+    def __init__(self, stream: IO[bytes] | None, limit: int) -> None:
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._limit = limit
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        with stream:
+            while chunk := os.read(stream.fileno(), 65536):
+                self._chunks.append(chunk)
+                self._size += len(chunk)
+                while self._size - len(self._chunks[0]) >= self._limit:
+                    self._size -= len(self._chunks.popleft())
+
+    def text(self) -> str:
+        """What was kept, once the tool has closed its stderr (blocks until then)."""
+        self._thread.join()
+        return b"".join(self._chunks)[-self._limit :].decode("utf-8", errors="replace")
+
+
+def _finish(process: subprocess.Popen[bytes], tail: _StderrTail, what: str) -> str:
+    """Wait for ``process``; its stderr tail, or ``EngineError`` with it if it failed."""
+    if process.stdin is not None:
+        with suppress(OSError):
+            process.stdin.close()
+    returncode = process.wait()
+    log = tail.text()
+    if returncode != 0:
+        raise EngineError(f"{what} failed (exit {returncode}): {log.strip()[-_STDERR_TAIL:]}")
+    return log
+
+
+def _abort(process: subprocess.Popen[bytes], tail: _StderrTail) -> None:
+    """Kill ``process`` (if it still runs), close its pipes and reap it."""
+    with suppress(OSError):
+        process.kill()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            with suppress(OSError):
+                pipe.close()
+    process.wait()
+    tail.text()
 
 
 def chown_tree(root: Path, user: EngineUser) -> None:

@@ -16,9 +16,13 @@ Backup
     random password (``unix_socket OR mysql_native_password``); the tool reads it from a
     0600 option file in the scratch directory, never from its command line. Afterwards
     the account is socket-only again, also on failure. Both changes bypass the binary
-    log (``sql_log_bin = 0``), so replicas never see them. The copy in the backup carries
-    that password's hash; ``lifecycle.bootstrap`` of a restored instance makes the
-    account socket-only, and the password itself was never stored.
+    log (``sql_log_bin = 0``), so replicas never see them. Should the agent die during a
+    backup, the option file and the password stay only until the engine's next chance
+    (``lifecycle``): ``configure`` before the next start removes the scratch directory,
+    and ``bootstrap`` and every backup, at its start, make the account socket-only. The
+    copy in the backup carries that password's hash; ``lifecycle.bootstrap`` of a
+    restored instance makes the account socket-only, and the password itself was never
+    stored.
 
     ``positions``: ``instance_id`` (an incremental's parent must come from the same
     instance, and its ``to_lsn`` must not lie ahead of the instance's log, checked
@@ -59,17 +63,14 @@ Check
 
 from __future__ import annotations
 
-import collections
 import os
 import re
 import secrets
 import shutil
-import subprocess
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import BackupOutcome, InstancePaths
@@ -78,13 +79,20 @@ from coffer.engines.host import (
     check_traversable,
     make_private_dir,
     run_as,
+    stream_in,
+    stream_out,
     write_private_file,
 )
 from coffer.engines.mariadb import statements as q
 from coffer.engines.mariadb.catalog import INTERNAL_ADMIN, INTERNAL_ADMIN_HOST, SYSTEM_DATABASES
 from coffer.engines.mariadb.config import config_path, socket_path
 from coffer.engines.mariadb.connection import Session, connect, translate_errors
-from coffer.engines.mariadb.lifecycle import PREPARE_LOCK
+from coffer.engines.mariadb.lifecycle import (
+    BACKUP_SCRATCH,
+    PREPARE_LOCK,
+    remove_backup_scratch,
+    reset_admin_login,
+)
 from coffer.engines.mariadb.template import fsync_tree
 from coffer.engines.templates import exclusive_lock, fsync_dir
 from coffer.errors import CofferError, EngineError
@@ -94,15 +102,12 @@ __all__ = ["DEFAULT_BACKUP_TOOL", "DEFAULT_MBSTREAM", "MariaDBBackups"]
 DEFAULT_BACKUP_TOOL = Path("/usr/bin/mariadb-backup")
 DEFAULT_MBSTREAM = Path("/usr/bin/mbstream")
 
-_CHUNK = 1024 * 1024
-_BACKUP_DIR = ".coffer-backup"
 _RESTORE_DIR = ".coffer-restore"
 _CLIENT_FILE = "client.cnf"
 _CHECKPOINTS = "xtrabackup_checkpoints"
 _INFO = "xtrabackup_info"
 _TOOL_FILES = re.compile(r"xtrabackup_.*|backup-my\.cnf")
 _METADATA_LIMIT = 64 * 1024
-_STDERR_TAIL = 2000
 _SECRET_BYTES = 24
 _LSN = re.compile(r"[0-9]{1,20}")
 _BINLOG_POS = re.compile(
@@ -142,10 +147,13 @@ class MariaDBBackups:
         the length of the backup. Raises ``EngineError`` (a bad ``parent`` before
         anything runs); errors raised by ``sink`` propagate unchanged."""
         parent_lsn = None if parent is None else _parent_lsn(parent, spec)
+        # a backup interrupted with the agent may have left its login and option file
+        reset_admin_login(paths)
+        remove_backup_scratch(paths)
         if parent_lsn is not None:
             _require_reached(paths, parent_lsn)
         user = EngineUser.lookup(paths.os_user)
-        work = paths.root / _BACKUP_DIR
+        work = paths.root / BACKUP_SCRATCH
         secret = secrets.token_hex(_SECRET_BYTES)
         _fresh_dir(work)
         try:
@@ -166,7 +174,7 @@ class MariaDBBackups:
             if parent_lsn is not None:
                 argv.append(f"--incremental-lsn={parent_lsn}")
             with _password_login(paths, secret):
-                _stream_out(user, argv, sink, what="mariadb-backup --backup")
+                stream_out(user, argv, sink, what="mariadb-backup --backup")
             positions = _positions(lsn_dir, spec)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -245,7 +253,7 @@ class MariaDBBackups:
             part = work / f"{number:04d}"
             make_private_dir(part, user)
             what = f"mbstream -x (backup {number} of {len(chain)})"
-            _stream_in(user, [str(self._mbstream), "-x", "-C", str(part)], stream, what=what)
+            stream_in(user, [str(self._mbstream), "-x", "-C", str(part)], stream, what=what)
             parts.append(part)
         _check_chain(parts, spec)
         tmp_dir = work / "tmp"
@@ -288,15 +296,9 @@ def _password_login(paths: InstancePaths, secret: str) -> Iterator[None]:
         yield
     except BaseException:
         with suppress(CofferError):
-            _socket_only(paths)
+            reset_admin_login(paths)
         raise
-    _socket_only(paths)
-
-
-def _socket_only(paths: InstancePaths) -> None:
-    with translate_errors("ending mariadb-backup's login"), connect(paths) as session:
-        session.execute("SET SESSION sql_log_bin = 0")
-        session.execute(*q.socket_authenticated(INTERNAL_ADMIN, INTERNAL_ADMIN_HOST))
+    reset_admin_login(paths)
 
 
 # --- positions and chains -----------------------------------------------------------------
@@ -419,108 +421,3 @@ def _fresh_dir(path: Path) -> None:
         path.unlink()
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(mode=0o700)
-
-
-def _spawn(
-    user: EngineUser, argv: Sequence[str], *, stdin: int | IO[bytes], stdout: int | IO[bytes]
-) -> subprocess.Popen[bytes]:
-    env = {"HOME": user.home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    try:
-        return subprocess.Popen(
-            list(argv),
-            user=user.uid,
-            group=user.gid,
-            extra_groups=[],
-            umask=0o077,
-            env=env,
-            cwd="/",
-            stdin=stdin,
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise EngineError(f"cannot run {argv[0]}: {exc.strerror}") from None
-
-
-class _Tail:
-    """Drains a process's stderr in a thread, keeping its last bytes."""
-
-    def __init__(self, stream: IO[bytes] | None) -> None:
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._size = 0
-        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _drain(self, stream: IO[bytes] | None) -> None:
-        if stream is None:
-            return
-        with stream:
-            while chunk := os.read(stream.fileno(), 65536):
-                self._chunks.append(chunk)
-                self._size += len(chunk)
-                while self._size - len(self._chunks[0]) >= _STDERR_TAIL:
-                    self._size -= len(self._chunks.popleft())
-
-    def text(self) -> str:
-        self._thread.join()
-        joined = b"".join(self._chunks).decode("utf-8", errors="replace").strip()
-        return joined[-_STDERR_TAIL:]
-
-
-def _finish(process: subprocess.Popen[bytes], tail: _Tail, what: str) -> None:
-    """Wait for ``process``; ``EngineError`` with its stderr tail if it failed."""
-    returncode = process.wait()
-    message = tail.text()
-    if returncode != 0:
-        raise EngineError(f"{what} failed (exit {returncode}): {message}")
-
-
-def _abort(process: subprocess.Popen[bytes], tail: _Tail) -> None:
-    with suppress(OSError):
-        process.kill()
-    process.wait()
-    tail.text()
-
-
-def _stream_out(user: EngineUser, argv: Sequence[str], sink: BinaryIO, *, what: str) -> None:
-    """Run ``argv`` as ``user``, copying its stdout to ``sink`` as it comes."""
-    process = _spawn(user, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-    tail = _Tail(process.stderr)
-    assert process.stdout is not None
-    try:
-        with process.stdout:
-            while chunk := process.stdout.read(_CHUNK):
-                _write_all(sink, chunk)
-    except BaseException:
-        _abort(process, tail)
-        raise
-    _finish(process, tail, what)
-
-
-def _stream_in(user: EngineUser, argv: Sequence[str], source: BinaryIO, *, what: str) -> None:
-    """Run ``argv`` as ``user`` with ``source`` read to its end into its stdin."""
-    process = _spawn(user, argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    tail = _Tail(process.stderr)
-    assert process.stdin is not None
-    try:
-        try:
-            while chunk := source.read(_CHUNK):
-                process.stdin.write(chunk)
-        finally:
-            with suppress(BrokenPipeError):
-                process.stdin.close()
-    except BrokenPipeError:  # the tool stopped reading: its exit status says why
-        pass
-    except BaseException:
-        _abort(process, tail)
-        raise
-    _finish(process, tail, what)
-
-
-def _write_all(sink: BinaryIO, chunk: bytes) -> None:
-    view = memoryview(chunk)
-    while view:
-        written = sink.write(view)
-        if written is None or written >= len(view):
-            return
-        view = view[written:]

@@ -3,12 +3,19 @@
 The agent, not this module, spawns ``command()`` as the instance's OS account in a new
 session, sends its output to ``paths.log_file`` and stops it with ``stop_signal``
 (SIGTERM is mariadbd's normal shutdown: end sessions, flush InnoDB, remove the pid file).
+
+Leftovers of a backup the agent did not live to finish (``backup`` module): its scratch
+directory ``<root>/.coffer-backup``, with the option file holding the backup's one-time
+password, and that password on ``root@localhost``. ``configure`` (before every start)
+removes the directory; ``bootstrap`` (and every backup, at its start) makes
+``root@localhost`` socket-only again, outside the binary log (``reset_admin_login``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -42,12 +49,22 @@ from coffer.engines.mariadb.template import clone_template, ensure_template
 from coffer.engines.templates import exclusive_lock
 from coffer.errors import BadRequest, EngineError
 
-__all__ = ["DEFAULT_INSTALL_DB", "DEFAULT_SERVER", "PREPARE_LOCK", "MariaDBLifecycle"]
+__all__ = [
+    "BACKUP_SCRATCH",
+    "DEFAULT_INSTALL_DB",
+    "DEFAULT_SERVER",
+    "PREPARE_LOCK",
+    "MariaDBLifecycle",
+    "remove_backup_scratch",
+    "reset_admin_login",
+]
 
 DEFAULT_SERVER = Path("/usr/sbin/mariadbd")
 DEFAULT_INSTALL_DB = Path("/usr/bin/mariadb-install-db")
 #: Held while a data directory is being made (``prepare``, or a backup restore).
 PREPARE_LOCK = ".coffer-prepare.lock"
+#: A backup's scratch directory under the instance root; outside a backup, a leftover.
+BACKUP_SCRATCH = ".coffer-backup"
 _SERVER_NAMES = frozenset({"mariadbd", "mysqld"})
 _PROBE_TIMEOUT_S = 2
 _VERSION_TEXT = re.compile(r"\bVer\s+(\d+\.\d+)\.\d+")
@@ -111,11 +128,14 @@ class MariaDBLifecycle:
             make_private_dir(paths.run_dir, user)
 
     def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
-        """Rewrite ``<root>/my.cnf`` (rendered and validated before the write)."""
+        """Rewrite ``<root>/my.cnf`` (rendered and validated before the write), and remove
+        what an interrupted backup left in ``<root>`` (no backup runs meanwhile: the agent
+        runs one operation per instance at a time)."""
         if not (paths.data_dir / "mysql").is_dir():
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
         text = render_settings(server_settings(spec, paths))
         write_private_file(config_path(paths), text, EngineUser.lookup(paths.os_user))
+        remove_backup_scratch(paths)
 
     def command(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
         """The foreground server reading only Coffer's file:
@@ -147,17 +167,18 @@ class MariaDBLifecycle:
         """Make the account table what Coffer expects, whatever made the data directory:
         no anonymous accounts or open ``test`` grants, ``root`` only as the agent's
         socket-authenticated ``root@localhost`` (and ``root@%`` if the root API enabled
-        it). A database named ``test`` is left alone: it may be a tenant's."""
+        it; a password an interrupted backup left on it is dropped). A database named
+        ``test`` is left alone: it may be a tenant's."""
         with translate_errors("bootstrap"), connect(paths) as session:
             for (host,) in session.execute(q.ACCOUNTS_NAMED, ("",)):
                 session.execute(*q.drop_user("", host))
             for (host,) in session.execute(q.ACCOUNTS_NAMED, (ROOT_USER,)):
                 if host not in (INTERNAL_ADMIN_HOST, ROOT_HOST):
                     session.execute(*q.drop_user(ROOT_USER, host))
-            session.execute(*q.socket_authenticated(INTERNAL_ADMIN, INTERNAL_ADMIN_HOST))
             if session.execute(f"SELECT 1 {_ANONYMOUS_GRANTS}"):
                 session.execute(f"DELETE {_ANONYMOUS_GRANTS}")
                 session.execute("FLUSH PRIVILEGES")
+        reset_admin_login(paths)
 
     def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """``SET GLOBAL`` every dynamic parameter: its value in ``spec.parameters``, else
@@ -188,6 +209,24 @@ class MariaDBLifecycle:
         if self._version_cache is None or self._version_cache[0] != mtime:
             self._version_cache = (mtime, _read_version(self._server))
         return self._version_cache[1]
+
+
+def remove_backup_scratch(paths: InstancePaths) -> None:
+    """Remove ``<root>/.coffer-backup`` and all in it (a symlink there is removed, not
+    followed). Idempotent; call it only while no backup of the instance runs."""
+    scratch = paths.root / BACKUP_SCRATCH
+    if scratch.is_symlink():
+        scratch.unlink()
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def reset_admin_login(paths: InstancePaths) -> None:
+    """Let the agent's ``root@localhost`` in through ``unix_socket`` only (dropping any
+    password a backup gave it), outside the binary log so replicas never see it.
+    Idempotent; needs the running server; ``EngineError`` if it cannot be reached."""
+    with translate_errors("making root@localhost socket-only"), connect(paths) as session:
+        session.execute("SET SESSION sql_log_bin = 0")
+        session.execute(*q.socket_authenticated(INTERNAL_ADMIN, INTERNAL_ADMIN_HOST))
 
 
 def _set_global(

@@ -55,26 +55,32 @@ Counts and checks
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import stat
 import struct
-import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
 
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import BackupOutcome, InstancePaths
-from coffer.engines.host import EngineUser, check_traversable, make_private_dir, write_private_file
+from coffer.engines.host import (
+    EngineUser,
+    ToolResult,
+    check_traversable,
+    make_private_dir,
+    run_tool,
+    stream_in,
+    stream_out,
+    write_private_file,
+)
 from coffer.engines.postgresql.catalog import INTERNAL_SUPERUSER
 from coffer.engines.postgresql.config import (
     ARCHIVE_ENABLED,
@@ -95,8 +101,11 @@ __all__ = [
     "segment_name",
 ]
 
-CHUNK_BYTES = 1 << 20
 _STDERR_TAIL = 2000
+#: stderr of ``pg_basebackup --verbose`` kept for its WAL positions (a few lines)
+_BASEBACKUP_LOG_LIMIT = 1 << 20
+#: tools log in over the private socket (trust): no password file is ever read
+_PG_ENV = {"PGPASSFILE": "/dev/null"}
 #: how long an incremental waits for the archiver to archive the switched segment
 _ARCHIVE_WAIT_S = 120.0
 _ARCHIVE_POLL_S = 0.05
@@ -299,7 +308,14 @@ def _full_backup(
         "--label=coffer",
         "--verbose",
     ]
-    log = _stream_out(user, argv, sink, what="pg_basebackup", scratch=paths.root)
+    log = stream_out(
+        user,
+        argv,
+        sink,
+        what="pg_basebackup",
+        extra_env=_PG_ENV,
+        keep_stderr=_BASEBACKUP_LOG_LIMIT,
+    )
     start, end = _WAL_START.search(log), _WAL_END.search(log)
     if start is None or end is None:
         raise EngineError(f"pg_basebackup did not report its WAL positions: {_tail(log)}")
@@ -398,7 +414,7 @@ def _incremental_backup(
     history = f"{timeline:08X}.history"
     members = [*names, history] if (archive / history).is_file() else names
     argv = ["tar", "--create", "--file=-", f"--directory={archive}", "--files-from=/dev/null"]
-    _stream_out(user, [*argv, "--", *members], sink, what="tar of archived WAL", scratch=paths.root)
+    stream_out(user, [*argv, "--", *members], sink, what="tar of archived WAL", extra_env=_PG_ENV)
     return {
         "timeline": str(timeline),
         "system_identifier": identity.system_identifier,
@@ -498,11 +514,11 @@ class _Restore:
         self._remove_leftovers()
         try:
             make_private_dir(self.data_partial, self.user)
-            _stream_in(self.user, _untar(self.data_partial), chain[0], scratch=self.paths.root)
+            _extract(self.user, self.data_partial, chain[0])
             base = self._check_base()
             make_private_dir(self.wal_partial, self.user)
             for stream in chain[1:]:
-                _stream_in(self.user, _untar(self.wal_partial), stream, scratch=self.paths.root)
+                _extract(self.user, self.wal_partial, stream)
             segments = self._check_wal(base)
             write_private_file(self.data_partial / RECOVERY_SIGNAL, "", self.user)
             self._sync(segments)
@@ -623,8 +639,11 @@ def _read_regular_file(path: Path, limit: int = 1 << 16) -> bytes:
         os.close(fd)
 
 
-def _untar(directory: Path) -> list[str]:
-    return ["tar", "--extract", "--file=-", f"--directory={directory}", "--no-same-owner"]
+def _extract(user: EngineUser, directory: Path, stream: BinaryIO) -> None:
+    """``tar -x`` of ``stream`` into ``directory`` as ``user``; a stream's own error
+    propagates unchanged."""
+    argv = ["tar", "--extract", "--file=-", f"--directory={directory}", "--no-same-owner"]
+    stream_in(user, argv, stream, what="extracting the backup (tar)", extra_env=_PG_ENV)
 
 
 # --- counting -------------------------------------------------------------------------
@@ -656,105 +675,9 @@ def _connection_args(paths: InstancePaths, spec: InstanceSpec) -> list[str]:
     ]
 
 
-def _tool_env(user: EngineUser) -> dict[str, str]:
-    return {
-        "HOME": user.home,
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PGPASSFILE": "/dev/null",
-    }
-
-
-def _spawn(
-    user: EngineUser, argv: Sequence[str], *, stdin: int, stdout: int, stderr: IO[bytes]
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        list(argv),
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        env=_tool_env(user),
-        cwd="/",
-        umask=0o077,
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-    )
-
-
-def _run_tool(user: EngineUser, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` to completion as ``user``; its exit status and output, as text."""
-    return subprocess.run(
-        list(argv),
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        env=_tool_env(user),
-        cwd="/",
-        umask=0o077,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def _stream_out(
-    user: EngineUser, argv: Sequence[str], sink: BinaryIO, *, what: str, scratch: Path
-) -> str:
-    """Run ``argv`` as ``user``, copying its stdout to ``sink`` in ``CHUNK_BYTES`` pieces;
-    return its stderr. ``EngineError`` with the stderr tail if it fails; the tool is killed
-    if ``sink`` raises. stderr goes to an unnamed file under ``scratch`` (gone on close)."""
-    with tempfile.TemporaryFile(dir=scratch) as errors:
-        proc = _spawn(user, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
-        try:
-            assert proc.stdout is not None
-            while chunk := proc.stdout.read(CHUNK_BYTES):
-                sink.write(chunk)
-            returncode = proc.wait()
-        finally:
-            _reap(proc)
-        errors.seek(0)
-        log = errors.read().decode("utf-8", errors="replace")
-    if returncode != 0:
-        raise EngineError(f"{what} failed (exit {returncode}): {_tail(log)}")
-    return log
-
-
-def _stream_in(user: EngineUser, argv: Sequence[str], source: BinaryIO, *, scratch: Path) -> None:
-    """Run ``argv`` (an extracting ``tar``) as ``user`` fed from ``source`` to its end.
-
-    A ``source`` that raises stops the tool and the error propagates; a failing tool gives
-    ``EngineError`` with its stderr tail."""
-    with tempfile.TemporaryFile(dir=scratch) as errors:
-        proc = _spawn(user, argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
-        try:
-            assert proc.stdin is not None
-            try:
-                while chunk := source.read(CHUNK_BYTES):
-                    proc.stdin.write(chunk)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # the tool gave up: its exit status and stderr say why
-            returncode = proc.wait()
-        finally:
-            _reap(proc)
-        errors.seek(0)
-        log = errors.read().decode("utf-8", errors="replace")
-    if returncode != 0:
-        raise EngineError(f"extracting the backup failed (tar exit {returncode}): {_tail(log)}")
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    """Kill ``proc`` if it still runs, wait for it, close its pipes."""
-    if proc.poll() is None:
-        proc.kill()
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            with contextlib.suppress(BrokenPipeError):
-                pipe.close()
-    proc.wait()
+def _run_tool(user: EngineUser, argv: Sequence[str]) -> ToolResult:
+    """Run ``argv`` to completion as ``user``; its exit status and output."""
+    return run_tool(user, argv, extra_env=_PG_ENV)
 
 
 def _tail(text: str) -> str:

@@ -71,7 +71,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import tarfile
 import time
 from collections.abc import Mapping, Sequence
@@ -85,7 +84,7 @@ import redis
 
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import BackupOutcome, InstancePaths
-from coffer.engines.host import EngineUser
+from coffer.engines.host import CHUNK_BYTES, EngineUser, run_tool, write_all
 from coffer.engines.redis.acl import parse_user_line
 from coffer.engines.redis.catalog import ADMIN_USER, DEFAULT_USER
 from coffer.engines.redis.config import (
@@ -111,7 +110,6 @@ _MAX_SMALL_MEMBER = 64 * 1024 * 1024
 _BASE_FILE = f"{AOF_FILE}.1.base.rdb"
 _MANIFEST_FILE = f"{AOF_FILE}.manifest"
 
-_CHUNK = 1 << 20
 _PAUSE_MS = 5000
 _ATTEMPTS = 5
 _POLL_S = 0.05
@@ -334,27 +332,19 @@ def _write_archive(sink: BinaryIO, snapshot: _Snapshot, rdb: IO[bytes]) -> None:
         _write_member(sink, _member(name, len(data), mtime), BytesIO(data))
     size = os.fstat(rdb.fileno()).st_size
     _write_member(sink, _member(_RDB_MEMBER, size, mtime), _RdbReader(rdb, size))
-    _write_all(sink, bytes(2 * tarfile.BLOCKSIZE))  # end of archive
+    write_all(sink, bytes(2 * tarfile.BLOCKSIZE))  # end of archive
 
 
 def _write_member(sink: BinaryIO, member: tarfile.TarInfo, content: _Readable) -> None:
     """One regular file: its header, ``member.size`` bytes of ``content``, zero padding
     to a whole block."""
-    _write_all(sink, member.tobuf(format=tarfile.GNU_FORMAT))
+    write_all(sink, member.tobuf(format=tarfile.GNU_FORMAT))
     left = member.size
     while left > 0:
-        chunk = content.read(min(_CHUNK, left))
+        chunk = content.read(min(CHUNK_BYTES, left))
         left -= len(chunk)
-        _write_all(sink, chunk)
-    _write_all(sink, bytes(-member.size % tarfile.BLOCKSIZE))
-
-
-def _write_all(sink: BinaryIO, data: bytes) -> None:
-    """``sink.write`` until all of ``data`` is taken (a raw sink may take less)."""
-    view = memoryview(data)
-    while view:
-        taken = sink.write(view)
-        view = view[len(view) if taken is None else taken :]
+        write_all(sink, chunk)
+    write_all(sink, bytes(-member.size % tarfile.BLOCKSIZE))
 
 
 class _Readable(Protocol):
@@ -443,7 +433,7 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     parts: list[bytes] = []
     left = size
     while left > 0:
-        chunk = stream.read(min(left, _CHUNK))
+        chunk = stream.read(min(left, CHUNK_BYTES))
         if not chunk:
             raise EngineError("the backup ends early: it is truncated")
         parts.append(chunk)
@@ -495,7 +485,7 @@ def _lay_down_aof(stream: BinaryIO, size: int, partial: Path) -> None:
     with _new_file(directory / _BASE_FILE) as base:
         left = size
         while left > 0:
-            chunk = stream.read(min(left, _CHUNK))
+            chunk = stream.read(min(left, CHUNK_BYTES))
             if not chunk:
                 raise EngineError("the backup ends early: its RDB snapshot is truncated")
             base.write(chunk)
@@ -511,7 +501,7 @@ def _new_file(path: Path) -> IO[bytes]:
 
 def _drain(stream: BinaryIO) -> None:
     """Read ``stream`` to its end; only the archive's zero padding may remain."""
-    while chunk := stream.read(_CHUNK):
+    while chunk := stream.read(CHUNK_BYTES):
         if chunk.strip(b"\0"):
             raise EngineError("the backup has unexpected data after its end")
 
@@ -579,23 +569,7 @@ def _aof_base(paths: InstancePaths) -> Path:
 
 def _check_rdb_file(tool: Path, user: EngineUser, rdb: Path) -> str:
     """Run ``redis-check-rdb`` on ``rdb`` as ``user``; its ``N keys read`` line."""
-    env = {"HOME": user.home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    try:
-        result = subprocess.run(
-            [str(tool), str(rdb)],
-            user=user.uid,
-            group=user.gid,
-            extra_groups=[],
-            env=env,
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            check=False,
-        )
-    except OSError as exc:
-        raise EngineError(f"cannot run {str(tool)!r}: {exc.strerror}") from None
+    result = run_tool(user, [str(tool), str(rdb)])
     output = (result.stdout + result.stderr).strip()
     if result.returncode != 0 or "RDB looks OK" not in output:
         raise EngineError(
