@@ -1,4 +1,5 @@
-"""Throughput of the sealed backup stream (zstd level 1 on every core → AES-256-GCM frames) on this host.
+"""Throughput of the sealed backup stream (zstd level 1 on every core → AES-256-GCM
+frames) on this host.
 
 Streams ``--mb`` MB of backup-like data (half random bytes, half SQL-ish text, in 1 MiB
 blocks cycled from a pool larger than zstd's window) through ``seal``, then the stored

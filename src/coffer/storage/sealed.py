@@ -9,8 +9,9 @@ Layout (integers big-endian)::
 
 The frames' payloads, concatenated, are one zstd stream of the backup's bytes (level 1,
 compressed on every core: a single level-3 thread capped backups at ~120 MB/s here, below
-a raw copy of the data; level 1 stores ~5% more for ~2x the speed). A payload holds at most ``frame_size`` (≤ ``FRAME_SIZE``) bytes of it; the final
-frame's payload ends with 8 more bytes: the backup's plaintext size, checked at the end.
+a raw copy of the data; level 1 stores ~5% more for ~2x the speed). A payload holds at
+most ``frame_size`` (≤ ``FRAME_SIZE``) bytes of it; the final frame's payload ends with 8
+more bytes: the backup's plaintext size, checked at the end.
 
 Keys and nonces: the stream key is HKDF-SHA256 of the data key salted with the stream id,
 so two streams never share a key even under one data key; frame ``i`` is sealed under it
