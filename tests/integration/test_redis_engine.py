@@ -384,6 +384,31 @@ def test_parameters_apply_live_and_return_to_their_defaults(server: Server) -> N
     }
 
 
+def test_read_only_refuses_writes_and_keeps_reads(server: Server) -> None:
+    """The volume guard's read-only, live and through a restart of the configuration."""
+    lifecycle = server.engine.lifecycle
+    server.admin.create_users([UserSpec(name="ro_user", password="ro-pw")])
+    with server.tcp("ro_user", "ro-pw") as conn:
+        conn.set("before", "1")
+    blocked = server.respec(read_only=True)
+    try:
+        lifecycle.configure(server.paths, blocked)
+        lifecycle.apply_parameters(server.paths, blocked)
+        assert "min-replicas-to-write 1" in (server.paths.root / "redis.conf").read_text()
+        with server.tcp("ro_user", "ro-pw") as conn:
+            assert conn.get("before") == "1"
+            for write in (lambda: conn.set("after", "2"), lambda: conn.delete("before")):
+                with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+                    write()
+    finally:
+        lifecycle.configure(server.paths, server.spec)
+        lifecycle.apply_parameters(server.paths, server.spec)
+    with server.tcp("ro_user", "ro-pw") as conn:
+        conn.set("after", "2")
+        assert conn.get("after") == "2"
+    server.admin.delete_user("ro_user", "%")
+
+
 def test_parameter_bounds_are_accepted_by_redis(server: Server) -> None:
     """Every live integer rule's min and max are values the running Redis takes."""
     lifecycle = server.engine.lifecycle

@@ -139,10 +139,19 @@ def tunable_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
 def live_settings(spec: InstanceSpec) -> dict[str, str]:
     """The settings ``CONFIG SET`` can change on a running server, as Redis strings:
     every tunable without ``restart_required`` (at its default if the group does not
-    set it) and ``maxmemory``."""
-    return {
+    set it), ``maxmemory``, and the read-only switch of the volume guard."""
+    live = {
         name: redis_string(value) for name, value in tunable_settings(spec).items() if name in _LIVE
     }
+    live.update({name: redis_string(value) for name, value in _read_only_settings(spec).items()})
+    return live
+
+
+def _read_only_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
+    """Redis has no read-only mode for a master; asking for one replica to acknowledge
+    every write, when it has none, makes it refuse writes (``NOREPLICAS``) and keep serving
+    reads: the volume guard's read-only (``spec.read_only``)."""
+    return {"min-replicas-to-write": 1 if spec.read_only else 0}
 
 
 def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
@@ -150,6 +159,7 @@ def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Set
         raise BadRequest(f"port {spec.port} is outside 1-65535")
     _check_paths(paths)
     return {
+        **_read_only_settings(spec),
         "port": spec.port,
         "bind": _bind_addresses(spec.bind_host),
         "protected-mode": True,
