@@ -526,36 +526,29 @@ class CofferClient:
         ``CofferWaitTimeoutError``. An unreachable server is polled again until the
         deadline, so a wait survives a server restart.
         """
-        start = time.monotonic()
-        deadline = start + timeout
-        last_view: JSONObject | None = None
-        while True:
-            problem = ""
-            try:
-                view = self.get_instance(instance_id)
-            except CofferAPIError as exc:
-                if exc.not_found and until is WaitUntil.DELETED:
-                    return None
-                raise
-            except CofferConnectionError as exc:
-                problem = f"; last error: {exc}"
-            else:
-                last_view = view
-                if on_progress is not None:
-                    on_progress(view, time.monotonic() - start)
-                if view.get("status") == ERROR_STATUS:
-                    raise _instance_failed(instance_id, view)
-                if until is WaitUntil.READY and _is_ready(view):
-                    return view
-            now = time.monotonic()
-            if now >= deadline:
-                raise CofferWaitTimeoutError(
-                    f"instance {instance_id} is not {until.value} after {timeout:g}s "
-                    f"({_describe_status(last_view)}){problem}",
-                    instance_id=instance_id,
-                    instance=last_view,
-                )
-            time.sleep(max(0.0, min(interval, deadline - now)))
+
+        def settled(view: JSONObject) -> bool:
+            if view.get("status") == ERROR_STATUS:
+                raise _instance_failed(instance_id, view)
+            return until is WaitUntil.READY and _is_ready(view)
+
+        def timed_out(last_view: JSONObject | None, problem: str) -> CofferWaitTimeoutError:
+            return CofferWaitTimeoutError(
+                f"instance {instance_id} is not {until.value} after {timeout:g}s "
+                f"({_describe_status(last_view)}){problem}",
+                instance_id=instance_id,
+                instance=last_view,
+            )
+
+        return _poll(
+            lambda: self.get_instance(instance_id),
+            settled=settled,
+            timed_out=timed_out,
+            until=until,
+            timeout=timeout,
+            interval=interval,
+            on_progress=on_progress,
+        )
 
     # ----------------------------------------------------------------------- backups
 
@@ -722,46 +715,43 @@ class CofferClient:
         ``CofferWaitTimeoutError``. An unreachable server is polled again until the
         deadline, so a wait survives a server restart.
         """
-        start = time.monotonic()
-        deadline = start + timeout
-        last_view: JSONObject | None = None
-        earlier_failure: Any = None
-        while True:
-            problem = ""
-            try:
-                view = self.get_backup(backup_id)
-            except CofferAPIError as exc:
-                if exc.not_found and until is WaitUntil.DELETED:
-                    return None
-                raise
-            except CofferConnectionError as exc:
-                problem = f"; last error: {exc}"
-            else:
-                if last_view is None and view.get("status") == BACKUP_DELETE_FAILED:
-                    earlier_failure = view.get("updated")
-                last_view = view
-                if on_progress is not None:
-                    on_progress(view, time.monotonic() - start)
-                status = view.get("status")
-                if until is WaitUntil.READY:
-                    if status == BACKUP_COMPLETED:
-                        return view
-                    if status in (BACKUP_FAILED, BACKUP_DELETE_FAILED):
-                        raise _backup_failed(backup_id, view)
-                elif status == BACKUP_DELETE_FAILED and view.get("updated") != earlier_failure:
+        first_view: JSONObject | None = None
+
+        def settled(view: JSONObject) -> bool:
+            nonlocal first_view
+            if first_view is None:
+                first_view = view
+            status = view.get("status")
+            if until is WaitUntil.READY:
+                if status == BACKUP_COMPLETED:
+                    return True
+                if status in (BACKUP_FAILED, BACKUP_DELETE_FAILED):
                     raise _backup_failed(backup_id, view)
-            now = time.monotonic()
-            if now >= deadline:
-                goal = "COMPLETED" if until is WaitUntil.READY else "deleted"
-                seen = "never seen" if last_view is None else f"status {last_view.get('status')}"
-                raise CofferWaitTimeoutError(
-                    f"backup {backup_id} is not {goal} after {timeout:g}s ({seen}){problem}",
-                    instance_id=str((last_view or {}).get("instance_id") or ""),
-                    instance=None,
-                    backup_id=backup_id,
-                    backup=last_view,
-                )
-            time.sleep(max(0.0, min(interval, deadline - now)))
+                return False
+            if status == BACKUP_DELETE_FAILED and not _same_failure(first_view, view):
+                raise _backup_failed(backup_id, view)
+            return False
+
+        def timed_out(last_view: JSONObject | None, problem: str) -> CofferWaitTimeoutError:
+            goal = "COMPLETED" if until is WaitUntil.READY else "deleted"
+            seen = "never seen" if last_view is None else f"status {last_view.get('status')}"
+            return CofferWaitTimeoutError(
+                f"backup {backup_id} is not {goal} after {timeout:g}s ({seen}){problem}",
+                instance_id=str((last_view or {}).get("instance_id") or ""),
+                instance=None,
+                backup_id=backup_id,
+                backup=last_view,
+            )
+
+        return _poll(
+            lambda: self.get_backup(backup_id),
+            settled=settled,
+            timed_out=timed_out,
+            until=until,
+            timeout=timeout,
+            interval=interval,
+            on_progress=on_progress,
+        )
 
     # ----------------------------------------------------------------------- databases
 
@@ -1009,6 +999,59 @@ def _is_ready(view: JSONObject) -> bool:
         view.get("status") == READY_STATUS
         and view.get("operating_status") == READY_OPERATING_STATUS
     )
+
+
+def _poll(
+    fetch: Callable[[], JSONObject],
+    *,
+    settled: Callable[[JSONObject], bool],
+    timed_out: Callable[[JSONObject | None, str], CofferWaitTimeoutError],
+    until: WaitUntil,
+    timeout: float,
+    interval: float,
+    on_progress: ProgressCallback | None,
+) -> JSONObject | None:
+    """Call ``fetch`` every ``interval`` seconds until the wait ends; may block up to
+    ``timeout`` seconds.
+
+    Each view fetched goes to ``on_progress`` (with the seconds since the start), then to
+    ``settled``, which returns True when the view is the goal (it is returned), False to
+    keep polling, or raises to fail the wait. A 404 ends a DELETED wait with None; any
+    other ``CofferAPIError`` propagates. A ``CofferConnectionError`` is polled through.
+    At the deadline the error ``timed_out(last view or None, "; last error: ..." or "")``
+    builds is raised.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    last_view: JSONObject | None = None
+    while True:
+        problem = ""
+        try:
+            view = fetch()
+        except CofferAPIError as exc:
+            if exc.not_found and until is WaitUntil.DELETED:
+                return None
+            raise
+        except CofferConnectionError as exc:
+            problem = f"; last error: {exc}"
+        else:
+            last_view = view
+            if on_progress is not None:
+                on_progress(view, time.monotonic() - start)
+            if settled(view):
+                return view
+        now = time.monotonic()
+        if now >= deadline:
+            raise timed_out(last_view, problem)
+        time.sleep(max(0.0, min(interval, deadline - now)))
+
+
+def _same_failure(first_view: JSONObject, view: JSONObject) -> bool:
+    """Whether ``view`` shows the DELETE_FAILED the wait found at its first view (a retried
+    delete), not a new failure: the server records each failure with a new ``updated``."""
+    failed_first = first_view.get("status") == BACKUP_DELETE_FAILED
+    earlier = first_view.get("updated") if failed_first else None
+    return view.get("updated") == earlier
 
 
 def _describe_status(view: JSONObject | None) -> str:

@@ -35,12 +35,13 @@ Contract for every implementation:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coffer.errors import BadRequest
+from coffer.errors import BadRequest, StorageNotFound
 
 #: The longest key every store accepts (Swift's and S3's object name limit).
 MAX_KEY_BYTES = 1024
@@ -142,6 +143,33 @@ def growing_size(index: int, *, first: int, double_every: int, largest: int) -> 
     return min(first << (index // double_every), max(largest, first))
 
 
+def exists_by_size(size: Callable[[str], int], key: str) -> bool:
+    """``exists`` for a store whose ``size`` raises ``StorageNotFound`` for a missing key:
+    True if ``size(key)`` answers, False if it raises ``StorageNotFound``; any other error
+    (a malformed key, a store failure) propagates."""
+    try:
+        size(key)
+    except StorageNotFound:
+        return False
+    return True
+
+
+def read_through(
+    chunks: Iterable[bytes],
+    errors: contextlib.AbstractContextManager[object],
+    close: Callable[[], object],
+) -> Iterator[bytes]:
+    """Yield ``chunks`` inside ``errors`` (the store's translation of client-library
+    failures into ``StorageError``), then call ``close`` (release the response or
+    connection) however the reading ends: exhausted, failed or abandoned. Nothing is
+    entered, iterated or closed before the first ``next``: ``chunks`` must be lazy."""
+    try:
+        with errors:
+            yield from chunks
+    finally:
+        close()
+
+
 class Source:
     """The caller's chunks as a ``put`` consumes them: skips empty chunks (an empty chunk
     ends an HTTP chunked body), counts bytes, and remembers an exception the chunks raise,
@@ -154,6 +182,18 @@ class Source:
 
     def __iter__(self) -> Iterator[bytes]:
         return self
+
+    @contextlib.contextmanager
+    def own_error_first(self) -> Iterator[None]:
+        """Inside, any exception becomes the one the caller's chunks raised, if they
+        raised one (a client library may have wrapped it or failed because of it);
+        otherwise it propagates unchanged."""
+        try:
+            yield
+        except BaseException:
+            if self.error is not None:
+                raise self.error from None
+            raise
 
     def __next__(self) -> bytes:
         while True:

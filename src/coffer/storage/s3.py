@@ -34,7 +34,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from coffer.errors import BadRequest, StorageError, StorageNotFound
-from coffer.storage.base import Source, StoreConfig, check_key, check_prefix, growing_size
+from coffer.storage.base import (
+    Source,
+    StoreConfig,
+    check_key,
+    check_prefix,
+    exists_by_size,
+    growing_size,
+    read_through,
+)
 
 log = logging.getLogger("coffer.storage.s3")
 
@@ -80,7 +88,7 @@ class S3Store:
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         check_key(key)
         source = Source(chunks)
-        try:
+        with source.own_error_first():
             with self._errors("store", key):
                 self._ensure_bucket()
             first, ended = _fill(source, self._part_limit(0))
@@ -91,10 +99,6 @@ class S3Store:
                     )
             else:
                 self._put_multipart(key, first, source)
-        except BaseException:
-            if source.error is not None:
-                raise source.error from None
-            raise
         return source.size
 
     def _put_multipart(self, key: str, first: bytearray, source: Iterator[bytes]) -> None:
@@ -168,21 +172,10 @@ class S3Store:
         check_key(key)
         with self._errors("read", key):
             body = self._s3().get_object(Bucket=self.bucket, Key=key)["Body"]
-        return self._stream(body, key)
-
-    def _stream(self, body: Any, key: str) -> Iterator[bytes]:
-        try:
-            with self._errors("read", key):
-                yield from body.iter_chunks(READ_CHUNK)
-        finally:
-            body.close()
+        return read_through(body.iter_chunks(READ_CHUNK), self._errors("read", key), body.close)
 
     def exists(self, key: str) -> bool:
-        try:
-            self.size(key)
-        except StorageNotFound:
-            return False
-        return True
+        return exists_by_size(self.size, key)
 
     def size(self, key: str) -> int:
         check_key(key)

@@ -46,7 +46,9 @@ from coffer.storage.base import (
     StoreConfig,
     check_key,
     check_prefix,
+    exists_by_size,
     growing_size,
+    read_through,
 )
 
 log = logging.getLogger("coffer.storage.swift")
@@ -95,7 +97,7 @@ class SwiftStore:
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         check_key(key)
         source = Source(chunks)
-        try:
+        with source.own_error_first():
             with self._session("store", key) as conn:
                 self._ensure_containers(conn)
                 old_segments = self._segments_of(conn, key)
@@ -104,10 +106,6 @@ class SwiftStore:
                 self._put_whole(key, b"".join(head))
             else:
                 self._put_segmented(key, itertools.chain(head, source))
-        except BaseException:
-            if source.error is not None:
-                raise source.error from None
-            raise
         self._delete_segments(old_segments, reason=f"replaced object {key!r}")
         return source.size
 
@@ -279,21 +277,10 @@ class SwiftStore:
             conn.close()
             raise
         self._remember(conn)
-        return self._stream(conn, body, key)
-
-    def _stream(self, conn: Connection, body: Iterable[bytes], key: str) -> Iterator[bytes]:
-        try:
-            with self._errors("read", key):
-                yield from body
-        finally:
-            conn.close()
+        return read_through(body, self._errors("read", key), conn.close)
 
     def exists(self, key: str) -> bool:
-        try:
-            self.size(key)
-        except StorageNotFound:
-            return False
-        return True
+        return exists_by_size(self.size, key)
 
     def size(self, key: str) -> int:
         check_key(key)
