@@ -13,12 +13,9 @@ import io
 import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,77 +25,48 @@ from typing import Any
 import pymysql  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
-from coffer.agent import osusers
 from coffer.contracts.engine import DatabaseSpec, UserSpec
 from coffer.engines.base import BackupOutcome, Engine
 from coffer.engines.host import EngineUser, run_tool
 from coffer.engines.mariadb import build_engine
 from coffer.engines.mariadb.config import socket_path
 from coffer.errors import EngineError, IntegrityError
-from tests.integration.test_mariadb_engine import ENGINE_USER, MARIADBD, Server, run
+from tests.integration.test_mariadb_engine import (
+    ENGINE_USER,
+    MARIADBD,
+    Server,
+    cleanup_steps,
+    run,
+)
+from tests.support import engine_harness
 
-pytestmark = [
-    pytest.mark.xdist_group("mariadb_backup"),
-    pytest.mark.integration,
-    pytest.mark.skipif(not MARIADBD.is_file(), reason="MariaDB is not installed"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run engines as another user"),
-]
+pytestmark = engine_harness.engine_marks("mariadb_backup", MARIADBD, "MariaDB is not installed")
 
 ACCESS_DENIED = 1045
 SYSTEM = ("information_schema", "mysql", "performance_schema", "sys")
 BINARY = bytes(range(256)) * 3
 TEXT = "Grüße, 東京, ёлка, 🙂"
 
-
-def free_port() -> int:
-    """A TCP port in 18300-18599 that nothing listens on right now."""
-    start = (os.getpid() * 7 + time.monotonic_ns()) % 300
-    for offset in range(300):
-        port = 18300 + (start + offset) % 300
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port in 18300-18599")
+free_port = engine_harness.PortRange(18300, 18599).take
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="cfmyb-", dir="/tmp"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def engine(workspace: Path) -> Engine:
-    return build_engine(engine_user=ENGINE_USER, templates_dir=str(workspace / "templates"))
+workspace = engine_harness.workspace_fixture("cfmyb-")
+engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
 @pytest.fixture(scope="module")
 def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Server]]:
     """Factory of servers with their own OS accounts and nothing on disk yet; all are
     stopped and their accounts removed at the end, even after failures."""
-    servers: list[Server] = []
+    fleet = engine_harness.Fleet(cleanup_steps)
 
     def make(name: str) -> Server:
-        server = Server(engine, workspace / name, port=free_port())
-        servers.append(server)
+        server = fleet.add(Server(engine, workspace / name, port=free_port()))
         server.create_account(workspace)
         return server
 
     yield make
-    failures: list[BaseException] = []
-    for server in servers:
-        for cleanup in (server.stop, lambda s=server: osusers.remove_account(s.instance_id)):
-            try:
-                cleanup()
-            except Exception as exc:  # clean up the others, then report
-                failures.append(exc)
-    if failures:
-        raise failures[0]
+    fleet.close()
 
 
 def start(server: Server) -> None:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
-import socket
 import stat
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,18 +30,16 @@ from coffer.engines.mariadb import build_engine
 from coffer.engines.mariadb.catalog import CATALOG, parse_size, worst_case_memory
 from coffer.engines.mariadb.config import server_id
 from coffer.errors import BadRequest, EngineError, NotFound
+from tests.support import engine_harness
 
 ENGINE_USER = "coffer"
 VERSION = "10.11"
 MARIADBD = Path("/usr/sbin/mariadbd")
 
-pytestmark = [
-    # its tests share one engine server: keep them on one xdist worker
-    pytest.mark.xdist_group("test_mariadb_engine"),
-    pytest.mark.integration,
-    pytest.mark.skipif(not MARIADBD.is_file(), reason="MariaDB is not installed"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run engines as another user"),
-]
+# its tests share one engine server: keep them on one xdist worker
+pytestmark = engine_harness.engine_marks(
+    "test_mariadb_engine", MARIADBD, "MariaDB is not installed"
+)
 
 ACCESS_DENIED = 1045
 DB_ACCESS_DENIED = 1044
@@ -52,18 +47,7 @@ READ_ONLY = 1290
 HOST_NOT_ALLOWED = 1130  # no account at all for the client's address
 
 
-def free_port() -> int:
-    """A TCP port in 21000-21999 that nothing listens on right now."""
-    start = (os.getpid() * 7 + time.monotonic_ns()) % 1000
-    for offset in range(1000):
-        port = 21000 + (start + offset) % 1000
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port in 21000-21999")
+free_port = engine_harness.PortRange(21000, 21999).take
 
 
 class Server:
@@ -168,6 +152,11 @@ class Server:
             conn.close()
 
 
+def cleanup_steps(server: Server) -> list[Callable[[], object]]:
+    """Stop ``server`` (SIGKILL if it hangs), then remove its OS account."""
+    return [server.stop, lambda: osusers.remove_account(server.instance_id)]
+
+
 def run(conn: Any, sql: str) -> list[tuple[Any, ...]]:
     with conn.cursor() as cursor:
         cursor.execute(sql)
@@ -182,42 +171,24 @@ def refused(code: int | set[int], action: Callable[[], object]) -> None:
     assert failure.value.args[0] in codes, failure.value.args
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="cfmy-", dir="/tmp"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def engine(workspace: Path) -> Engine:
-    return build_engine(engine_user=ENGINE_USER, templates_dir=str(workspace / "templates"))
+workspace = engine_harness.workspace_fixture("cfmy-")
+engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
 @pytest.fixture(scope="module")
 def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[..., Server]]:
     """Factory of prepared, configured, stopped servers, each with its own OS account.
     All are stopped and their accounts removed at the end, even after failures."""
-    servers: list[Server] = []
+    fleet = engine_harness.Fleet(cleanup_steps)
 
     def make(name: str, **spec_values: Any) -> Server:
-        server = Server(engine, workspace / name, **spec_values)
-        servers.append(server)
+        server = fleet.add(Server(engine, workspace / name, **spec_values))
         server.create_account(workspace)
         server.prepare_and_configure()
         return server
 
     yield make
-    failures: list[BaseException] = []
-    for server in servers:
-        for cleanup in (server.stop, lambda s=server: osusers.remove_account(s.instance_id)):
-            try:
-                cleanup()
-            except Exception as exc:  # clean up the others, then report
-                failures.append(exc)
-    if failures:
-        raise failures[0]
+    fleet.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,9 @@ import contextlib
 import io
 import os
 import pwd
-import shutil
-import socket
 import stat
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,20 +40,13 @@ from coffer.engines.postgresql.backup import (
 from coffer.engines.postgresql.config import ARCHIVE_ENABLED, archive_command, restore_command
 from coffer.engines.postgresql.connection import connect
 from coffer.errors import EngineError, IntegrityError
-from tests.integration.test_postgresql_engine import ENGINE_USER, PG_VERSION, Server
+from tests.integration.test_postgresql_engine import ENGINE_USER, POSTGRES, Server
+from tests.support import engine_harness
 
-pytestmark = [
-    pytest.mark.xdist_group("postgresql_backup"),
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not Path(f"/usr/lib/postgresql/{PG_VERSION}/bin/postgres").is_file(),
-        reason="PostgreSQL 15 is not installed",
-    ),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run engines as another user"),
-]
+pytestmark = engine_harness.engine_marks(
+    "postgresql_backup", POSTGRES, "PostgreSQL 15 is not installed"
+)
 
-PORTS = range(18000, 18300)
-_handed_out: set[int] = set()
 APP_PASSWORD = "app-Pässword'42"
 LATE_PASSWORD = "late-pw-7"
 #: an OS account other than the source's, to restore into
@@ -71,22 +61,7 @@ ORDER BY 1, 2
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
-def free_port() -> int:
-    """A port in 18000-18299 not handed out before by this process and free right now
-    (the scan starts at a per-process offset, so parallel workers rarely meet)."""
-    start = os.getpid() % len(PORTS)
-    for offset in range(len(PORTS)):
-        port = PORTS[(start + offset) % len(PORTS)]
-        if port in _handed_out:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError("no free port in 18000-18299")
+free_port = engine_harness.PortRange(18000, 18299, remember=True).take
 
 
 class Instance(Server):
@@ -95,22 +70,6 @@ class Instance(Server):
     def __init__(self, engine: Engine, root: Path, os_user: str = ENGINE_USER) -> None:
         super().__init__(engine, root, port=free_port())
         self.paths = InstancePaths(root=root, os_user=os_user)
-
-    def start(self) -> None:
-        argv = self.engine.lifecycle.command(self.paths, self.spec)
-        with open(self.paths.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                argv,
-                user=self.paths.os_user,
-                group=pwd.getpwnam(self.paths.os_user).pw_gid,
-                extra_groups=[],
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd="/",
-            )
-        self.wait_accepting()
 
     def sql(self, statement: str, dbname: str = "postgres") -> list[tuple[Any, ...]]:
         with connect(self.paths, self.spec, dbname=dbname) as conn:
@@ -185,32 +144,20 @@ def root_entries(root: Path) -> set[str]:
     return {entry for entry in os.listdir(root) if entry != ".coffer-prepare.lock"}
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="cfpgb-", dir="/tmp"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def engine(workspace: Path) -> Engine:
-    return build_engine(engine_user=ENGINE_USER, templates_dir=str(workspace / "templates"))
+workspace = engine_harness.workspace_fixture("cfpgb-")
+engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
 @pytest.fixture(scope="module")
 def instances(workspace: Path, engine: Engine) -> Iterator[Callable[..., Instance]]:
     """Factory of (not yet prepared) instances; every one started is stopped at the end."""
-    made: list[Instance] = []
+    fleet: engine_harness.Fleet[Instance] = engine_harness.Fleet(lambda s: [s.stop])
 
     def make(name: str, os_user: str = ENGINE_USER) -> Instance:
-        instance = Instance(engine, workspace / name, os_user)
-        made.append(instance)
-        return instance
+        return fleet.add(Instance(engine, workspace / name, os_user))
 
     yield make
-    for instance in made:
-        instance.stop()
+    fleet.close()
 
 
 @pytest.fixture(scope="module")

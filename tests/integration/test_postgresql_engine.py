@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
-import socket
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,34 +24,19 @@ from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUp
 from coffer.engines.base import Admin, Engine, InstancePaths
 from coffer.engines.postgresql import build_engine
 from coffer.errors import BadRequest, EngineError, NotFound
+from tests.support import engine_harness
 
 ENGINE_USER = "coffer"
 PG_VERSION = "15"
+POSTGRES = Path(f"/usr/lib/postgresql/{PG_VERSION}/bin/postgres")
 
-pytestmark = [
-    # its tests share one engine server: keep them on one xdist worker
-    pytest.mark.xdist_group("test_postgresql_engine"),
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not Path(f"/usr/lib/postgresql/{PG_VERSION}/bin/postgres").is_file(),
-        reason="PostgreSQL 15 is not installed",
-    ),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run engines as another user"),
-]
+# its tests share one engine server: keep them on one xdist worker
+pytestmark = engine_harness.engine_marks(
+    "test_postgresql_engine", POSTGRES, "PostgreSQL 15 is not installed"
+)
 
 
-def free_port() -> int:
-    """A TCP port in 20000-20999 that nothing listens on right now."""
-    start = 20000 + (os.getpid() * 7 + time.monotonic_ns()) % 1000
-    for offset in range(1000):
-        port = 20000 + (start + offset) % 1000
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port in 20000-20999")
+free_port = engine_harness.PortRange(20000, 20999).take
 
 
 class Server:
@@ -85,12 +67,13 @@ class Server:
         self.engine.lifecycle.configure(self.paths, self.spec)
 
     def start(self) -> None:
+        """Run the server as ``paths.os_user`` with that account's primary group."""
         argv = self.engine.lifecycle.command(self.paths, self.spec)
         with open(self.paths.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 argv,
-                user=ENGINE_USER,
-                group=ENGINE_USER,
+                user=self.paths.os_user,
+                group=pwd.getpwnam(self.paths.os_user).pw_gid,
                 extra_groups=[],
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
@@ -140,33 +123,22 @@ class Server:
         )
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="cfpg-", dir="/tmp"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def engine(workspace: Path) -> Engine:
-    return build_engine(engine_user=ENGINE_USER, templates_dir=str(workspace / "templates"))
+workspace = engine_harness.workspace_fixture("cfpg-")
+engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
 @pytest.fixture(scope="module")
 def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[..., Server]]:
     """Factory of prepared, configured, stopped servers; all are stopped at the end."""
-    servers: list[Server] = []
+    fleet: engine_harness.Fleet[Server] = engine_harness.Fleet(lambda s: [s.stop])
 
     def make(name: str, **spec_values: Any) -> Server:
-        server = Server(engine, workspace / name, **spec_values)
-        servers.append(server)
+        server = fleet.add(Server(engine, workspace / name, **spec_values))
         server.prepare_and_configure()
         return server
 
     yield make
-    for server in servers:
-        server.stop()
+    fleet.close()
 
 
 @pytest.fixture(scope="module")

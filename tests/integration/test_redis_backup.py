@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,23 +19,16 @@ from typing import Any, BinaryIO, cast
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from coffer.agent.osusers import remove_account
 from coffer.contracts.engine import UserSpec
 from coffer.engines.base import BackupOutcome, Engine
 from coffer.engines.redis import build_engine
 from coffer.engines.redis.catalog import CATALOG
 from coffer.errors import EngineError, IntegrityError, NotImplementedByDatastore
-from tests.integration.test_redis_engine import SERVER, Server
+from tests.integration.test_redis_engine import SERVER, Server, cleanup_steps, client
+from tests.support import engine_harness
 
-pytestmark = [
-    pytest.mark.xdist_group("redis_backup"),
-    pytest.mark.integration,
-    pytest.mark.skipif(not SERVER.is_file(), reason="redis-server is not installed"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run engines as another user"),
-]
+pytestmark = engine_harness.engine_marks("redis_backup", SERVER, "redis-server is not installed")
 
 APP_PASSWORD = "Grüße-пароль-🔑"
 ROOT_PASSWORD = "root-ключ"
@@ -48,34 +38,12 @@ LOCK_ONLY = {".coffer-prepare.lock"}
 State = dict[tuple[int, bytes], tuple[str, Any, bool]]
 
 
-def free_port() -> int:
-    """A TCP port in 18600-18899 that nothing listens on right now."""
-    start = (os.getpid() * 7 + time.monotonic_ns()) % 300
-    for offset in range(300):
-        port = 18600 + (start + offset) % 300
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port in 18600-18899")
+free_port = engine_harness.PortRange(18600, 18899).take
 
 
 def binary(server: Server, user: str, password: str, db: int = 0) -> redis.Redis:
     """A binary-safe TCP client of ``server`` on logical database ``db``."""
-    return redis.Redis(
-        host="127.0.0.1",
-        port=server.spec.port,
-        db=db,
-        username=user,
-        password=password,
-        protocol=2,
-        retry=Retry(NoBackoff(), 0),
-        socket_timeout=10,
-        socket_connect_timeout=10,
-        driver_info=None,
-    )
+    return client(server.spec.port, user, password, db=db, decode_responses=False, timeout_s=10)
 
 
 def write_dataset(server: Server, tag: str) -> None:
@@ -156,39 +124,24 @@ class BreakingStream(io.RawIOBase):
         return self._data.read(left if size < 0 else min(size, left))
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="cfrb-", dir="/tmp"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def engine(workspace: Path) -> Engine:
-    return build_engine(engine_user="coffer", templates_dir=str(workspace / "templates"))
+workspace = engine_harness.workspace_fixture("cfrb-")
+engine = engine_harness.engine_fixture(build_engine, "coffer")
 
 
 @pytest.fixture(scope="module")
 def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[..., Server]]:
     """Factory of servers (prepared and configured unless ``prepared=False``); at the
     end all are stopped and their accounts removed, whatever happened."""
-    servers: list[Server] = []
+    fleet = engine_harness.Fleet(cleanup_steps)
 
     def make(name: str, *, prepared: bool = True, **spec_values: Any) -> Server:
-        server = Server(engine, workspace / name, port=free_port(), **spec_values)
-        servers.append(server)
+        server = fleet.add(Server(engine, workspace / name, port=free_port(), **spec_values))
         if prepared:
             server.prepare_and_configure()
         return server
 
     yield make
-    for server in servers:
-        try:
-            server.stop()
-        finally:
-            server.kill()
-            remove_account(server.instance_id)
+    fleet.close()
 
 
 def start_new(server: Server) -> Server:

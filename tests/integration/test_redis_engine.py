@@ -12,12 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import signal
-import socket
 import stat
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,46 +32,43 @@ from coffer.engines.base import Admin, Engine, InstancePaths
 from coffer.engines.redis import build_engine
 from coffer.engines.redis.catalog import CATALOG, PARAMETER_RULES
 from coffer.errors import BadRequest, EngineError, NotFound, NotImplementedByDatastore
+from tests.support import engine_harness
 
 REDIS_VERSION = "7.0"
 SERVER = Path("/usr/bin/redis-server")
 #: ACL refusals, and DEBUG/MODULE, which the configuration closes to every user.
 REFUSED = r"has no permissions to run|command not allowed"
 
-pytestmark = [
-    # its tests share one engine server: keep them on one xdist worker
-    pytest.mark.xdist_group("test_redis_engine"),
-    pytest.mark.integration,
-    pytest.mark.skipif(not SERVER.is_file(), reason="redis-server is not installed"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run engines as another user"),
-]
+# its tests share one engine server: keep them on one xdist worker
+pytestmark = engine_harness.engine_marks(
+    "test_redis_engine", SERVER, "redis-server is not installed"
+)
 
 
-def free_port() -> int:
-    """A TCP port in 22000-22999 that nothing listens on right now."""
-    start = (os.getpid() * 7 + time.monotonic_ns()) % 1000
-    for offset in range(1000):
-        port = 22000 + (start + offset) % 1000
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port in 22000-22999")
+free_port = engine_harness.PortRange(22000, 22999).take
 
 
-def client(port: int, user: str | None, password: str | None) -> redis.Redis:
+def client(
+    port: int,
+    user: str | None,
+    password: str | None,
+    *,
+    db: int = 0,
+    decode_responses: bool = True,
+    timeout_s: float = 5,
+) -> redis.Redis:
+    """A RESP2 TCP client on 127.0.0.1:``port`` that never retries."""
     return redis.Redis(
         host="127.0.0.1",
         port=port,
+        db=db,
         username=user,
         password=password,
-        decode_responses=True,
+        decode_responses=decode_responses,
         protocol=2,
         retry=Retry(NoBackoff(), 0),
-        socket_timeout=5,
-        socket_connect_timeout=5,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
         driver_info=None,
     )
 
@@ -180,38 +174,28 @@ class Server:
         return self.spec.model_copy(update=changes)
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="cfrd-", dir="/tmp"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+def cleanup_steps(server: Server) -> list[Callable[[], object]]:
+    """Stop ``server``, SIGKILL its group whatever happened, then remove its account."""
+    return [server.stop, server.kill, lambda: remove_account(server.instance_id)]
 
 
-@pytest.fixture(scope="module")
-def engine(workspace: Path) -> Engine:
-    return build_engine(engine_user="coffer", templates_dir=str(workspace / "templates"))
+workspace = engine_harness.workspace_fixture("cfrd-")
+engine = engine_harness.engine_fixture(build_engine, "coffer")
 
 
 @pytest.fixture(scope="module")
 def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[..., Server]]:
     """Factory of prepared, configured, stopped servers; at the end all are stopped and
     their accounts removed, whatever happened."""
-    servers: list[Server] = []
+    fleet = engine_harness.Fleet(cleanup_steps)
 
     def make(name: str, **spec_values: Any) -> Server:
-        server = Server(engine, workspace / name, **spec_values)
-        servers.append(server)
+        server = fleet.add(Server(engine, workspace / name, **spec_values))
         server.prepare_and_configure()
         return server
 
     yield make
-    for server in servers:
-        try:
-            server.stop()
-        finally:
-            server.kill()
-            remove_account(server.instance_id)
+    fleet.close()
 
 
 @pytest.fixture(scope="module")
