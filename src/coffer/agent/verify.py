@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,14 @@ class BackupVerifier:
     ) -> dict[str, Any]:
         """Restore ``payload["restore"]`` as ``spec`` (a throwaway id and port), compare
         counts with ``payload["counts"]`` and run the engine's check, all within
-        ``payload["timeout_s"]`` (shorter than the server's wait, so the throwaway is gone
-        before the server gives its port away). Returns ``{"ok": bool, "detail": str}``;
-        the throwaway is removed in every case."""
-        timeout_s = float(payload.get("timeout_s", START_TIMEOUT_S))
+        ``payload["deadline"]`` (a Unix time before the server stops waiting, so the
+        throwaway is gone before the server gives its port away). Returns
+        ``{"ok": bool, "detail": str}``; the throwaway is removed in every case."""
+        # the server's deadline is absolute (it may have been waiting since before delivery)
+        timeout_s = float(payload["deadline"]) - time.time()
+        if timeout_s <= 0:
+            await self.remove(spec.instance_id)
+            return {"ok": False, "detail": "the verification expired before it could start"}
         try:
             async with asyncio.timeout(timeout_s):
                 return await self._verify(engine, spec, payload)

@@ -223,7 +223,8 @@ def stream_in(
     """Run ``argv`` as ``user`` with ``source`` read to its end, in ``CHUNK_BYTES``
     pieces, into its stdin (its stdout is discarded).
 
-    Blocks until the tool exits. If it fails, or stops reading early and then fails:
+    Blocks until the tool exits, then reads what the tool left of ``source`` (its checks
+    run to the end). If it fails, or stops reading early and then fails:
     ``EngineError`` starting with ``what`` and ending with its stderr tail. If ``source``
     raises (e.g. ``IntegrityError`` for a tampered backup), the tool is killed and reaped
     and that exception propagates unchanged; what the tool wrote meanwhile is the
@@ -245,6 +246,10 @@ def stream_in(
         _abort(process, tail)
         raise
     _finish(process, tail, what)
+    # a tool may stop at its own end marker (tar's zero blocks) before the source's end:
+    # read the rest, so the source's own checks (a sealed stream's last frame) still run
+    while source.read(CHUNK_BYTES):
+        pass
 
 
 def write_all(sink: BinaryIO, data: bytes) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from coffer.clock import utcnow
 from coffer.db.models import BackupStrategy
 from coffer.errors import BadRequest, NotFound
-from coffer.services import records
+from coffer.services import quotas, records
 from coffer.services.runtime import Runtime
 
 #: fits both Swift containers and S3 bucket names
@@ -54,6 +54,8 @@ def create(
     """Set (or replace) the strategy of the project or of one of its instances."""
     check_container(rt, container)
     with rt.sessions.begin() as s:
+        # serialise the project's strategy writes: NULL instance ids are not unique in SQL
+        quotas.lock_project(s, project_id)
         if instance_id is not None:
             instance_id = records.load(s, instance_id, scope_id).instance.id
         existing = s.scalar(_query(project_id, instance_id))
@@ -82,6 +84,7 @@ def list_all(rt: Runtime, project_id: str, instance_id: str | None) -> list[Back
 
 def delete(rt: Runtime, project_id: str, instance_id: str | None) -> None:
     with rt.sessions.begin() as s:
+        quotas.lock_project(s, project_id)
         existing = s.scalar(_query(project_id, instance_id))
         if existing is None:
             target = f"instance {instance_id}" if instance_id else f"project {project_id}"

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -225,7 +225,9 @@ def send_verification(command_id: str, backup_id: str, throwaway: str, host_id: 
             "counts": json.loads(rec.backup.counts_json or "{}"),
             "counts_exact": rec.backup.counts_exact,
             # the agent gives up first, so its throwaway is gone before the port is freed
-            "timeout_s": rt.settings.backup_timeout_s * 0.9,
+            "deadline": (utcnow() + timedelta(seconds=rt.settings.backup_timeout_s * 0.9))
+            .replace(tzinfo=UTC)
+            .timestamp(),
         }
     CommandBus(rt).submit(
         command_id=command_id,

@@ -162,7 +162,8 @@ class PostgresBackups:
             positions = _full_backup(paths, spec, sink, user=user, bin_dir=bin_dir)
         else:
             positions = _incremental_backup(paths, spec, sink, user=user, parent=parent)
-        _prune_archive(paths, spec, positions)
+        # what an incremental on an earlier backup would need, whatever becomes of this one
+        _prune_archive(paths, spec, parent["lsn"] if parent else positions["start_lsn"])
         return BackupOutcome(positions=positions, counts=self.counts(paths, spec))
 
     def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
@@ -253,14 +254,16 @@ def archived_wal_files(paths: InstancePaths) -> list[Path]:
     return [directory / name for name in sorted(kept)]
 
 
-def _prune_archive(paths: InstancePaths, spec: InstanceSpec, positions: Mapping[str, str]) -> None:
-    """Delete the archived WAL before the segment holding this backup's end: the next
-    incremental (on this backup) starts there. The archive on the volume thus holds only
-    the WAL written since the latest backup; an incremental on an older backup fails
-    asking for a full backup."""
+def _prune_archive(paths: InstancePaths, spec: InstanceSpec, before_lsn: str) -> None:
+    """Delete the archived WAL before the segment holding ``before_lsn``: an incremental's
+    parent's end (no incremental on that parent needs older WAL), or a full backup's start
+    (an incremental on it starts later). The archive on the volume thus holds the WAL
+    since about the latest backup; an incremental on an older backup fails asking for a
+    full backup. Pruning at the parent, not at this backup's end, keeps what a retry
+    needs if this backup is never stored."""
     with translate_errors("reading the WAL segment size"), connect(paths, spec) as conn:
         size = _ClusterIdentity.read(conn).segment_bytes
-    keep_from = parse_lsn(positions["lsn"]) // size
+    keep_from = parse_lsn(before_lsn) // size
     for path in archived_wal_files(paths):
         name = path.name
         if _HISTORY.fullmatch(name):
