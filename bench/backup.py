@@ -51,13 +51,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from tests.support.api import create_body
 from tests.support.swift import SwiftCluster, swift_installed
 
 from bench.backup_data import ENGINES, EngineData, Login, Workload
 from bench.bare_postgres import ENGINE_USER
-from bench.coffer_run import BenchRun, bench_run, delete_instances
-from bench.provision import wait_active
+from bench.coffer_run import BenchRun, bench_run, delete_instances, instance_body, wait_active
 from coffer import engines
 
 MB = 1e6
@@ -263,14 +261,9 @@ def take_backup(c: httpx.Client, iid: str, name: str, *, incremental: bool) -> T
 
 
 def source_body(store: Datastore, name: str, volume_gb: int) -> dict[str, Any]:
-    user = {"name": "app", "password": "bench-secret-1", "databases": [{"name": "shop"}]}
-    return create_body(
-        name,
-        datastore={"type": store.type, "version": store.version},
-        flavorRef=FLAVOR,
-        volume={"size": volume_gb},
-        users=[user],
-    )
+    body = instance_body(name, datastore=store.type, version=store.version)
+    body["instance"].update(flavorRef=FLAVOR, volume={"size": volume_gb})
+    return body
 
 
 def create_instance(run: BenchRun, body: dict[str, Any]) -> tuple[str, float]:

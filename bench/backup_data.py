@@ -39,9 +39,10 @@ from typing import Any, Protocol
 import psycopg
 import pymysql  # type: ignore[import-untyped,unused-ignore]
 
+from bench.coffer_run import DATABASE
+
 __all__ = ["ENGINES", "EngineData", "Login", "Workload"]
 
-DATABASE = "shop"
 _POOL_BYTES = 32 << 20
 _VOCABULARY = 6000
 _STATUSES = ("new", "paid", "packed", "shipped", "delivered", "returned")

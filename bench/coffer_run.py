@@ -9,8 +9,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from tests.support.api import create_body
 from tests.support.processes import (
     CofferServer,
     Credentials,
@@ -18,7 +20,20 @@ from tests.support.processes import (
     short_tmpdir,
 )
 
-__all__ = ["BenchRun", "bench_run", "delete_instances", "tear_down"]
+__all__ = [
+    "DATABASE",
+    "PASSWORD",
+    "USER",
+    "BenchRun",
+    "bench_run",
+    "delete_instances",
+    "instance_body",
+    "tear_down",
+    "wait_active",
+]
+
+#: the user (and, where the datastore has databases, the database) every bench creates
+USER, PASSWORD, DATABASE = "app", "bench-secret-1", "shop"
 
 
 @dataclass
@@ -97,3 +112,30 @@ def tear_down(server: CofferServer, ids: Sequence[str], *, keep: bool) -> None:
         server.stop(remove=not keep)
         if keep:
             print(f"Server data dir kept: {server.data_dir}")
+
+
+def instance_body(
+    name: str, *, datastore: str, version: str, databases: bool = True
+) -> dict[str, Any]:
+    """Flavor tiny, 1 GB volume, user ``USER`` (with database ``DATABASE`` where the
+    datastore has databases)."""
+    store = {"type": datastore, "version": version}
+    if not databases:
+        body = create_body(name, datastore=store, users=[{"name": USER, "password": PASSWORD}])
+        del body["instance"]["databases"]
+        return body
+    user = {"name": USER, "password": PASSWORD, "databases": [{"name": DATABASE}]}
+    return create_body(name, datastore=store, databases=[{"name": DATABASE}], users=[user])
+
+
+def wait_active(c: httpx.Client, iid: str, *, timeout: float, poll_s: float = 0.02) -> float:
+    """Poll the instance until ACTIVE / HEALTHY; the monotonic time it was seen."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        inst = c.get(f"/instances/{iid}").raise_for_status().json()["instance"]
+        if inst["status"] == "ERROR":
+            raise RuntimeError(f"instance {iid} went to ERROR: {inst.get('fault')}")
+        if inst["status"] == "ACTIVE" and inst["operating_status"] == "HEALTHY":
+            return time.monotonic()
+        time.sleep(poll_s)
+    raise TimeoutError(f"instance {iid} not ACTIVE/HEALTHY in {timeout}s")

@@ -42,14 +42,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
-from tests.support.api import create_body
 from tests.support.processes import Credentials, engine_port_range
 
 from bench.bare_postgres import ENGINE_USER
-from bench.coffer_run import BenchRun, bench_run, delete_instances
+from bench.coffer_run import BenchRun, bench_run, delete_instances, instance_body, wait_active
 from bench.measure import percentile
 from coffer import engines
 from coffer.agent.osusers import account_name
@@ -57,7 +56,6 @@ from coffer.settings import ServerSettings
 
 T = TypeVar("T")
 
-USER, PASSWORD, DATABASE = "app", "bench-secret-1", "shop"
 READY_TIMEOUT_S = 300
 DELETE_TIMEOUT_S = 300
 #: How often a create's status is polled (creates take seconds; spare the server).
@@ -137,30 +135,6 @@ def installed(store: Store) -> bool:
     return store.version in engine.lifecycle.installed_versions()
 
 
-def instance_body(store: Store, name: str) -> dict[str, Any]:
-    """Flavor tiny, 1 GB volume, user ``USER`` (with database ``DATABASE`` where the
-    datastore has databases)."""
-    datastore = {"type": store.type, "version": store.version}
-    if not store.databases:
-        body = create_body(name, datastore=datastore, users=[{"name": USER, "password": PASSWORD}])
-        del body["instance"]["databases"]
-        return body
-    user = {"name": USER, "password": PASSWORD, "databases": [{"name": DATABASE}]}
-    return create_body(name, datastore=datastore, databases=[{"name": DATABASE}], users=[user])
-
-
-def wait_active(c: httpx.Client, iid: str, *, timeout: float = READY_TIMEOUT_S) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        inst = c.get(f"/instances/{iid}").raise_for_status().json()["instance"]
-        if inst["status"] == "ERROR":
-            raise RuntimeError(f"instance {iid} went to ERROR: {inst.get('fault')}")
-        if inst["status"] == "ACTIVE" and inst["operating_status"] == "HEALTHY":
-            return
-        time.sleep(POLL_S)
-    raise TimeoutError(f"instance {iid} not ACTIVE/HEALTHY in {timeout}s")
-
-
 def create_one(creds: Credentials, store: Store, name: str, created: list[str]) -> Created:
     """Create one instance and wait until ACTIVE / HEALTHY; its id goes into ``created``
     as soon as known. Failures are returned, not raised (one flake must not end the run)."""
@@ -168,12 +142,17 @@ def create_one(creds: Credentials, store: Store, name: str, created: list[str]) 
     iid: str | None = None
     try:
         with creds.client() as c:
-            r = c.post("/instances", json=instance_body(store, name))
+            r = c.post(
+                "/instances",
+                json=instance_body(
+                    name, datastore=store.type, version=store.version, databases=store.databases
+                ),
+            )
             r.raise_for_status()
             iid = r.json()["instance"]["id"]
             assert iid is not None
             created.append(iid)
-            wait_active(c, iid)
+            wait_active(c, iid, timeout=READY_TIMEOUT_S, poll_s=POLL_S)
     except (httpx.HTTPError, RuntimeError, TimeoutError) as exc:
         return Created(iid, None, f"{type(exc).__name__}: {exc}")
     return Created(iid, time.monotonic() - start)

@@ -39,13 +39,21 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import httpx
-from tests.support.api import create_body
 from tests.support.processes import Credentials, engine_port_range
 
 from bench.bare_mariadb import BareMariaDB
 from bench.bare_postgres import ENGINE_USER, BarePostgres, make_engine_dir
 from bench.bare_redis import BareRedis
-from bench.coffer_run import BenchRun, bench_run, delete_instances
+from bench.coffer_run import (
+    DATABASE,
+    PASSWORD,
+    USER,
+    BenchRun,
+    bench_run,
+    delete_instances,
+    instance_body,
+    wait_active,
+)
 from bench.measure import (
     Summary,
     wait_connectable,
@@ -57,7 +65,6 @@ from coffer.settings import ServerSettings, parse_port_range
 
 T = TypeVar("T")
 
-USER, PASSWORD, DATABASE = "app", "bench-secret-1", "shop"
 READY_TIMEOUT_S = 120
 WARM_UP_NAME = "bench-warm-up"
 #: Engine ports a test server gets by default (``engine_port_range``).
@@ -106,26 +113,18 @@ def run_pool(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def wait_active(c: httpx.Client, iid: str, *, timeout: float = READY_TIMEOUT_S) -> float:
-    """Poll the instance until ACTIVE / HEALTHY; return the monotonic time it was seen."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        inst = c.get(f"/instances/{iid}").raise_for_status().json()["instance"]
-        if inst["status"] == "ERROR":
-            raise RuntimeError(f"instance {iid} went to ERROR: {inst.get('fault')}")
-        if inst["status"] == "ACTIVE" and inst["operating_status"] == "HEALTHY":
-            return time.monotonic()
-        time.sleep(0.02)
-    raise TimeoutError(f"instance {iid} not ACTIVE in {timeout}s")
-
-
 def create_and_time(
     creds: Credentials, store: Datastore, name: str, created: list[str]
 ) -> CofferSample:
     """Create one instance and time it; its id goes into ``created`` as soon as known."""
     with creds.client() as c:
         start = time.monotonic()
-        r = c.post("/instances", json=instance_body(store, name))
+        r = c.post(
+            "/instances",
+            json=instance_body(
+                name, datastore=store.type, version=store.version, databases=store.databases
+            ),
+        )
         answered = time.monotonic()
         r.raise_for_status()
         inst: dict[str, Any] = r.json()["instance"]
@@ -136,20 +135,8 @@ def create_and_time(
             timeout=READY_TIMEOUT_S,
             abort=partial(_fault, c, inst["id"]),
         )
-        active = wait_active(c, inst["id"])
+        active = wait_active(c, inst["id"], timeout=READY_TIMEOUT_S)
     return CofferSample(answered - start, connected - start, active - start)
-
-
-def instance_body(store: Datastore, name: str) -> dict[str, Any]:
-    """Flavor tiny, 1 GB volume, user ``USER`` (with database ``DATABASE`` where the
-    datastore has databases)."""
-    datastore = {"type": store.type, "version": store.version}
-    if not store.databases:
-        body = create_body(name, datastore=datastore, users=[{"name": USER, "password": PASSWORD}])
-        del body["instance"]["databases"]
-        return body
-    user = {"name": USER, "password": PASSWORD, "databases": [{"name": DATABASE}]}
-    return create_body(name, datastore=datastore, databases=[{"name": DATABASE}], users=[user])
 
 
 def _fault(c: httpx.Client, iid: str) -> str | None:

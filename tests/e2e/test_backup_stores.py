@@ -11,12 +11,11 @@ from coffer.storage import open_store
 from tests.support.api import delete_instances, wait_instance
 from tests.support.backups import ENGINES, restore, rows, take_backup, wait_verified
 from tests.support.processes import CofferServer
-from tests.support.swift import SwiftCluster, swift, swift_installed  # noqa: F401
+from tests.support.swift import SwiftCluster, swift  # noqa: F401
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.xdist_group("backup_stores"),
-    pytest.mark.skipif(not swift_installed(), reason="Debian's swift packages are not installed"),
 ]
 
 

@@ -308,8 +308,9 @@ def test_outcomes_record_positions_and_counts(source: Instance, chain: Chain) ->
 def test_restore_full_into_another_account(
     source: Instance, chain: Chain, restore: Callable[..., Instance]
 ) -> None:
-    if not any(entry.pw_name == OTHER_OS_USER for entry in pwd.getpwall()):
-        pytest.skip(f"no {OTHER_OS_USER!r} OS account to restore into")
+    assert any(entry.pw_name == OTHER_OS_USER for entry in pwd.getpwall()), (
+        f"no {OTHER_OS_USER!r} OS account (Debian's postgresql-15 creates it; run scripts/setup)"
+    )
     restored = restore("r-full", [chain.full.file], OTHER_OS_USER)
     assert snapshot(restored) == chain.full.snapshot
     counts = restored.engine.backups.counts(restored.paths, restored.spec)

@@ -354,13 +354,14 @@ _users = [0]
 
 @pytest.fixture(scope="session")
 def swift() -> Iterator[SwiftCluster]:
-    """A running Swift for the session (per xdist worker); skipped if Swift is not installed.
+    """A running Swift for the session (per xdist worker); fails if Swift is not installed
+    (``scripts/setup --test`` installs it: a missing package is a broken setup, not a skip).
 
     Registered twice (imported by a module and by a conftest), pytest would make two
     session fixtures of it: they share one cluster, stopped when the last one ends.
     """
     if not swift_installed():
-        pytest.skip("Debian's swift and memcached packages are not installed")
+        pytest.fail("Debian's swift and memcached packages are missing: run scripts/setup --test")
     if not _shared:
         _shared.append(SwiftCluster().start())
     _users[0] += 1
