@@ -61,7 +61,7 @@ ORDER BY 1, 2
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
-free_port = engine_harness.PortRange(18000, 18299, remember=True).take
+free_port = engine_harness.PortRange(18000, 18299).take
 
 
 class Instance(Server):

@@ -4,7 +4,8 @@ Each test module keeps what differs (its port range, its temp-dir prefix, its en
 builder, its ``Server`` class) and takes the rest from here:
 
 - ``PortRange(low, high).take()``: a port in ``low..high`` (inclusive) that nothing on
-  127.0.0.1 listens on right now; ``RuntimeError`` when the whole range is busy.
+  127.0.0.1 listens on right now and that was not handed out before; ``RuntimeError``
+  when the whole range is used.
 - ``workspace_fixture(prefix)``: a module-scoped ``workspace`` fixture, a fresh
   world-traversable (0755) ``/tmp/<prefix>*`` directory, removed at the end (engine
   accounts cannot reach pytest's private ``tmp_path``).
@@ -22,7 +23,6 @@ import os
 import shutil
 import socket
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -37,26 +37,21 @@ S = TypeVar("S")
 class PortRange:
     """Ports ``low..high`` (inclusive) on 127.0.0.1, for one test module.
 
-    With ``remember=False`` the scan starts at a pseudo-random offset and a port may be
-    handed out again once it is free. With ``remember=True`` the scan starts at an offset
-    fixed per process (parallel workers rarely meet) and never hands a port out twice,
-    even if the server that had it is stopped.
+    The scan starts at an offset that differs per process (parallel workers rarely meet),
+    and a port is never handed out twice: a server chosen a port but not yet listening
+    must not see it handed to another.
     """
 
-    def __init__(self, low: int, high: int, *, remember: bool = False) -> None:
+    def __init__(self, low: int, high: int) -> None:
         if high < low:
             raise ValueError(f"empty port range {low}-{high}")
         self.low = low
         self.high = high
-        self.remember = remember
         self._handed_out: set[int] = set()
 
     def take(self) -> int:
         size = self.high - self.low + 1
-        if self.remember:
-            start = os.getpid() % size
-        else:
-            start = (os.getpid() * 7 + time.monotonic_ns()) % size
+        start = (os.getpid() * 7) % size
         for offset in range(size):
             port = self.low + (start + offset) % size
             if port in self._handed_out:
@@ -66,8 +61,7 @@ class PortRange:
                     probe.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-            if self.remember:
-                self._handed_out.add(port)
+            self._handed_out.add(port)
             return port
         raise RuntimeError(f"no free port in {self.low}-{self.high}")
 
