@@ -6,7 +6,10 @@
 * ``Admin``     — host-side: users, databases, grants, root, through the engine's own
   client library over a private local channel (never the network).
 * ``Backups``   — host-side: physical backups of a running instance streamed out with the
-  engine's own tools, and restores of them into a new instance's data directory.
+  engine's own tools, and restores of them into a new instance's data directory (rolled
+  forward to a point in time from the shipped change log, where the engine has one).
+* ``LogArchive`` — host-side, optional: the files of an instance's change log (WAL,
+  binary log) as they become final, which the agent ships for point-in-time recovery.
 
 Engines raise ``coffer.errors`` exceptions (``BadRequest`` for duplicates and bad names,
 ``NotFound`` for unknown users/databases, ``NotImplementedByDatastore`` for what the engine
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -68,6 +73,8 @@ class Catalog(Protocol):
     #: whether ``Backups.backup`` takes incrementals (a parent); if not, the control plane
     #: answers an incremental request with 501 naming the datastore
     incremental_backups: bool
+    #: whether the engine has a ``LogArchive`` and restores to a point in time
+    point_in_time_recovery: bool
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""
@@ -205,9 +212,23 @@ class Backups(Protocol):
         """
         ...
 
-    def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
+    def restore(
+        self,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        chain: Sequence[BinaryIO],
+        recovery: Recovery | None = None,
+    ) -> None:
         """Create ``paths.data_dir`` (absent) from a full backup followed by its
         incrementals, in order; each stream is read to its end once.
+
+        With ``recovery`` (only when the catalog says ``point_in_time_recovery``), the
+        data is then rolled forward with the shipped logs to ``recovery.target``: the new
+        instance holds exactly the transactions committed at or before it (to the
+        engine's timestamp precision, documented by the engine). The logs the roll
+        forward needs are read from ``recovery.logs`` here (they may be staged on the
+        instance's volume); the roll forward itself may happen at the first start and
+        ``bootstrap``, before the instance serves anyone.
 
         The engine is not running. A stream may raise (``IntegrityError`` for a tampered
         or truncated backup) at any read: build aside and rename into place, so that on
@@ -229,6 +250,72 @@ class Backups(Protocol):
         ...
 
 
+@dataclass(frozen=True, order=True)
+class LogPosition:
+    """A place in an instance's change log: a log file's name and a byte offset in it.
+    Names sort in log order, so positions compare as ``(name, offset)``."""
+
+    name: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One file of an instance's change log as the host sees it now."""
+
+    name: str
+    path: Path
+    #: the first ``ready`` bytes are final (never rewritten): they may be shipped now
+    ready: int
+    #: the file is closed; ``ready`` is its final size
+    complete: bool
+
+
+class LogArchive(Protocol):
+    """An instance's change log (PostgreSQL's WAL, MariaDB's binary log) for continuous
+    archiving. The agent calls it about once a second for each running instance, from
+    one thread per instance at a time; it ships every file's ``ready`` bytes in order.
+
+    Contract: every transaction committed before ``position`` is called lies before the
+    position it returns, and once all bytes before that position (all earlier files
+    complete, this file up to the offset) are shipped, a restore to any time up to the
+    call can be carried out from a backup and the shipped files.
+    """
+
+    def position(self, paths: InstancePaths, spec: InstanceSpec) -> LogPosition:
+        """The end of the log's committed part now. ``EngineError`` if unreadable."""
+        ...
+
+    def files(
+        self, paths: InstancePaths, spec: InstanceSpec, since: Mapping[str, str]
+    ) -> list[LogFile]:
+        """The log files a restore from a backup with ``positions`` ``since`` (the
+        instance's oldest full backup) onwards may need, oldest first, as far as they
+        can be shipped in order now. Files may be listed again once shipped."""
+        ...
+
+
+class LogSource(Protocol):
+    """The shipped change log of one instance, as a restore reads it."""
+
+    def names(self) -> list[str]:
+        """Names of the shipped log files, in log order."""
+        ...
+
+    def open(self, name: str) -> AbstractContextManager[BinaryIO]:
+        """The shipped bytes of ``name`` (for a file still being written when it was last
+        shipped: the prefix shipped so far). Reads may raise ``IntegrityError``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Roll a restored backup forward to ``target`` (timezone-aware) with ``logs``."""
+
+    target: datetime
+    logs: LogSource
+
+
 class AdminFactory(Protocol):
     def __call__(self, paths: InstancePaths, spec: InstanceSpec) -> Admin: ...
 
@@ -239,3 +326,5 @@ class Engine:
     lifecycle: Lifecycle
     admin: AdminFactory
     backups: Backups
+    #: None when the engine has no change log to archive (then no point-in-time restores)
+    logs: LogArchive | None = None

@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.engines.base import BackupOutcome, InstancePaths
+from coffer.engines.base import BackupOutcome, InstancePaths, Recovery
 from coffer.engines.host import (
     EngineUser,
     check_traversable,
@@ -182,7 +182,13 @@ class MariaDBBackups:
             raise _parent_ahead(parent_lsn, "checkpoint", positions["to_lsn"])
         return BackupOutcome(positions=positions, counts=self.counts(paths, spec))
 
-    def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
+    def restore(
+        self,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        chain: Sequence[BinaryIO],
+        recovery: Recovery | None = None,
+    ) -> None:
         """Build ``paths.data_dir`` (absent) from ``chain`` (full, then incrementals in
         order) and the run directory. Holds the instance's prepare lock; blocks for the
         extraction and prepare. On any failure nothing is left; a stream's own error
@@ -190,6 +196,8 @@ class MariaDBBackups:
         ``EngineError``."""
         if not chain:
             raise EngineError("a restore needs at least a full backup; the chain is empty")
+        if recovery is not None:
+            raise EngineError("point-in-time recovery is not built yet for MariaDB")
         user = EngineUser.lookup(paths.os_user)
         paths.root.mkdir(parents=True, exist_ok=True)
         check_traversable(paths.root, user)

@@ -426,6 +426,7 @@ class MariaDBCatalog:
     versions: tuple[str, ...] = ("10.11",)
     #: mariadb-backup takes incrementals by LSN (``coffer.engines.mariadb.backup``)
     incremental_backups: bool = True
+    point_in_time_recovery: bool = True
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""

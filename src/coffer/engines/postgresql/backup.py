@@ -70,7 +70,7 @@ import psycopg
 from psycopg import sql
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.engines.base import BackupOutcome, InstancePaths
+from coffer.engines.base import BackupOutcome, InstancePaths, Recovery
 from coffer.engines.host import (
     EngineUser,
     ToolResult,
@@ -166,11 +166,19 @@ class PostgresBackups:
         _prune_archive(paths, spec, parent["lsn"] if parent else positions["start_lsn"])
         return BackupOutcome(positions=positions, counts=self.counts(paths, spec))
 
-    def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
+    def restore(
+        self,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        chain: Sequence[BinaryIO],
+        recovery: Recovery | None = None,
+    ) -> None:
         """Build ``paths.data_dir`` (absent) from a full backup and its incrementals, with
         the restored WAL set up for replay at the next start. All or nothing."""
         if not chain:
             raise EngineError("a restore needs at least the full backup")
+        if recovery is not None:
+            raise EngineError("point-in-time recovery is not built yet for PostgreSQL")
         user = EngineUser.lookup(paths.os_user)
         bin_dir = self._lifecycle.installed_bin_dir(spec.version)
         paths.root.mkdir(parents=True, exist_ok=True)

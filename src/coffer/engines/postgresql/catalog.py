@@ -199,6 +199,7 @@ class PostgresCatalog:
     versions: tuple[str, ...] = ("15", "16")
     #: incrementals are the archived WAL since the parent (``engines.postgresql.backup``)
     incremental_backups: bool = True
+    point_in_time_recovery: bool = True
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""

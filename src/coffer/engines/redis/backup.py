@@ -83,7 +83,7 @@ from typing import IO, Any, BinaryIO, Protocol
 import redis
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.engines.base import BackupOutcome, InstancePaths
+from coffer.engines.base import BackupOutcome, InstancePaths, Recovery
 from coffer.engines.host import CHUNK_BYTES, EngineUser, run_tool, write_all
 from coffer.engines.redis.acl import parse_user_line
 from coffer.engines.redis.catalog import ADMIN_USER, DEFAULT_USER
@@ -178,12 +178,20 @@ class RedisBackups:
             positions=_positions(snapshot.info), counts=_counts(snapshot.info), counts_exact=True
         )
 
-    def restore(self, paths: InstancePaths, spec: InstanceSpec, chain: Sequence[BinaryIO]) -> None:
+    def restore(
+        self,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        chain: Sequence[BinaryIO],
+        recovery: Recovery | None = None,
+    ) -> None:
         """Lay down ``paths.data_dir`` (absent) from a one-stream chain: the snapshot as
         the AOF base, the backup's users in the ACL file. ``EngineError`` for a chain of
         other length, a stream that is no Coffer Redis backup, or an existing data
         directory; a stream's own exception (``IntegrityError``) propagates. On failure
         nothing is left (see the module docstring)."""
+        if recovery is not None:
+            raise EngineError("Redis has no change log: it restores only to a backup's moment")
         if len(chain) != 1:
             raise EngineError(
                 f"a Redis restore takes exactly one (full) backup stream, got {len(chain)}: "

@@ -217,6 +217,7 @@ class RedisCatalog:
     versions: tuple[str, ...] = ("7.0",)
     #: full RDB snapshots only: Redis has no notion of an incremental snapshot
     incremental_backups: bool = False
+    point_in_time_recovery: bool = False
 
     def validate_database(self, db: DatabaseSpec) -> None:
         """Always ``NotImplementedByDatastore``: Redis has no databases."""
