@@ -434,6 +434,8 @@ class CofferClient:
         databases: Sequence[str] = (),
         users: Sequence[UserSpec] = (),
         backup: str | None = None,
+        source_instance: str | None = None,
+        restore_time: str | None = None,
     ) -> JSONObject:
         """Ask for a new instance; returns its view (status BUILD). Wait with
         ``wait_for_instance``.
@@ -441,7 +443,9 @@ class CofferClient:
         ``backup`` (a backup id) restores that backup into the new instance (Trove's
         ``restorePoint``); the datastore then comes from the backup, so leave
         ``datastore`` out or name the backup's. Without ``backup`` and ``datastore`` the
-        server's default datastore is used.
+        server's default datastore is used. ``restore_time`` (ISO 8601, UTC unless it
+        has an offset) rolls the restore forward to that moment (point-in-time recovery),
+        from ``backup`` or from ``source_instance``'s newest backup before it.
         """
         instance: JSONObject = {"name": name, "flavorRef": flavor}
         if volume_size is not None:
@@ -453,8 +457,15 @@ class CofferClient:
             store["version"] = datastore_version
         if store:
             instance["datastore"] = store
+        point: JSONObject = {}
         if backup is not None:
-            instance["restorePoint"] = {"backupRef": backup}
+            point["backupRef"] = backup
+        if source_instance is not None:
+            point["instanceRef"] = source_instance
+        if restore_time is not None:
+            point["restore_time"] = restore_time
+        if point:
+            instance["restorePoint"] = point
         if databases:
             instance["databases"] = [{"name": db} for db in databases]
         if users:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import datetime
 from typing import Any
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.engines.base import BackupOutcome, Engine, InstancePaths
+from coffer.engines.base import BackupOutcome, Engine, InstancePaths, Recovery
 from coffer.storage import StoreConfig, open_store, pipeline
+from coffer.storage.logstore import LogStore
 
 
 def take_backup(
@@ -58,7 +60,18 @@ def take_backup(
 def restore_chain(
     engine: Engine, paths: InstancePaths, spec: InstanceSpec, restore: dict[str, Any]
 ) -> None:
-    """Build the instance's data directory from a backup chain (full first)."""
+    """Build the instance's data directory from a backup chain (full first), rolled
+    forward with the source's shipped change log when ``restore["recovery"]`` names a
+    moment."""
+    recovery = None
+    if (plan := restore.get("recovery")) is not None:
+        logs = LogStore(
+            open_store(StoreConfig.model_validate(plan["store"])),
+            plan["prefix"],
+            base64.b64decode(plan["key"]),
+            plan["instance_id"],
+        )
+        recovery = Recovery(target=datetime.fromisoformat(plan["target"]), logs=logs)
     with ExitStack() as stack:
         streams = [
             stack.enter_context(
@@ -72,4 +85,4 @@ def restore_chain(
             )
             for link in restore["chain"]
         ]
-        engine.backups.restore(paths, spec, streams)
+        engine.backups.restore(paths, spec, streams, recovery)

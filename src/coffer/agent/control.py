@@ -14,6 +14,8 @@ from coffer.contracts.agent_v1 import (
     CommandResult,
     Heartbeat,
     HeartbeatResponse,
+    LogArchivesRequest,
+    LogArchivesResponse,
     PollRequest,
     PollResponse,
     RegisterRequest,
@@ -81,3 +83,7 @@ class ControlClient:
 
     async def heartbeat(self, hb: Heartbeat) -> HeartbeatResponse:
         return HeartbeatResponse.model_validate(await self._post("/heartbeat", hb.model_dump()))
+
+    async def log_archives(self, instance_ids: list[str]) -> LogArchivesResponse:
+        body = LogArchivesRequest(instance_ids=instance_ids).model_dump()
+        return LogArchivesResponse.model_validate(await self._post("/log-archives", body))

@@ -2,6 +2,7 @@
 
 * poller     — long-polls for commands, runs each in its own task, posts results
 * reporter   — heartbeats with observed engine state and volume usage
+* log shipper — ships the change logs of running instances (``agent.logship``)
 * supervisors — one per instance (created by the executor), owning the engine process
 
 SIGTERM/SIGINT stop every engine cleanly before the agent exits. The agent holds an
@@ -31,6 +32,7 @@ import httpx
 from coffer.agent import limits, osusers, volumes
 from coffer.agent.control import ControlClient, NotRegistered
 from coffer.agent.executor import Executor, volume_note
+from coffer.agent.logship import ROUND_S, ArchiveTarget, LogShipping
 from coffer.agent.store import InstanceStore
 from coffer.agent.volumes import Usage
 from coffer.contracts.agent_v1 import (
@@ -40,6 +42,7 @@ from coffer.contracts.agent_v1 import (
     InstanceObservation,
     RegisterRequest,
 )
+from coffer.domain.states import ServiceStatus
 from coffer.errors import CofferError, error_code
 from coffer.settings import AgentSettings
 
@@ -48,6 +51,8 @@ log = logging.getLogger("coffer.agent")
 #: threads for command work (the default executor): a backup or a restore holds one for
 #: its whole length, so a handful of them must not stall every other command
 _COMMAND_THREADS = 32
+#: engines in these states have their change log shipped
+_SHIPPING_STATES = frozenset({ServiceStatus.HEALTHY, ServiceStatus.BLOCKED})
 
 
 class Agent:
@@ -75,6 +80,7 @@ class Agent:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._interval = settings.heartbeat_interval_s
         self._usage: dict[str, int] = {}
+        self.shipping = LogShipping()
 
     async def run(self, stop: asyncio.Event) -> None:
         asyncio.get_running_loop().set_default_executor(
@@ -92,12 +98,14 @@ class Agent:
                 tg.create_task(self._poller(tg), name="poller"),
                 tg.create_task(self._reporter(), name="reporter"),
                 tg.create_task(self._usage_scanner(), name="usage"),
+                tg.create_task(self._log_shipper(), name="log-shipper"),
                 tg.create_task(self.executor.warm_up(), name="warm-up"),
             ]
             await stop.wait()
             log.info("stopping: shutting down %d engine(s)", len(self.executor.supervisors))
             for task in [*workers, *self._running.values()]:
                 task.cancel()
+            self.shipping.close()
             for sup in list(self.executor.supervisors.values()):
                 await sup.close()
         await asyncio.to_thread(self.volumes.detach_all, self.store.root)
@@ -180,6 +188,7 @@ class Agent:
                         seq=time.time_ns(),
                         volume_used_bytes=self._usage.get(iid),
                         backup_bytes=self.executor.backup_progress.get(iid),
+                        restorable_until=self.shipping.restorable_until(iid),
                     )
                     for iid, sup in list(self.executor.supervisors.items())
                 ],
@@ -193,6 +202,33 @@ class Agent:
                 resp = await self.control.heartbeat(hb)
                 self._interval = resp.heartbeat_interval_s
             await asyncio.sleep(self._interval)
+
+    async def _log_shipper(self) -> None:
+        """A shipping round per running instance with a change log each ``ROUND_S``;
+        archive targets are asked for when an instance has none (every few seconds: it
+        gets one with its first full backup) and refreshed every minute."""
+        fetched, refreshed = 0.0, 0.0
+        while True:
+            live = {
+                iid: sup
+                for iid, sup in list(self.executor.supervisors.items())
+                if sup.status in _SHIPPING_STATES and self.executor.engine(sup.spec.engine).logs
+            }
+            self.shipping.forget(set(live))
+            now = time.monotonic()
+            lacking = any(not self.shipping.has_target(iid) for iid in live)
+            if live and (now - refreshed > 60 or (lacking and now - fetched > 3)):
+                fetched = now
+                with contextlib.suppress(httpx.HTTPError, NotRegistered):
+                    answer = await self.control.log_archives(sorted(live))
+                    for iid, data in answer.archives.items():
+                        self.shipping.set_target(iid, ArchiveTarget.parse(data))
+                    refreshed = now
+            for iid, sup in live.items():
+                archive = self.executor.engine(sup.spec.engine).logs
+                if archive is not None:
+                    self.shipping.start_round(iid, archive, self.store.paths(iid), sup.spec)
+            await asyncio.sleep(ROUND_S)
 
     async def _usage_scanner(self) -> None:
         """Volume usage for heartbeats, and the read-only guard of nearly full volumes.

@@ -158,6 +158,10 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
             "name": cfg.name,
             "links": ctx.links("configurations", cfg.id),
         }
+    if rec.restorable_from is not None and inst.restorable_until is not None:
+        # Coffer extension: the window of restorePoint.restore_time
+        out["earliest_restorable_time"] = isoformat(rec.restorable_from)
+        out["latest_restorable_time"] = isoformat(inst.restorable_until)
     if ctx.is_admin:
         out["server_id"] = rec.host.id
         out["volume_id"] = inst.id

@@ -5,6 +5,8 @@ poll       long poll; returns commands for this host. The agent lists the comman
            still running, so the server re-sends only commands that were lost.
 result     one per command, posted until acknowledged (at-least-once)
 heartbeat  observed engine state; ``seq`` grows monotonically, stale ones are dropped
+log-archives  where and with which key to ship the change logs of the listed instances
+           (those with a completed full backup; secrets: the answer is never logged)
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class InstanceObservation(BaseModel):
     detail: str = ""
     #: bytes a running backup of the instance has streamed so far
     backup_bytes: int | None = None
+    #: UNIX time up to which the instance's change log is shipped (point-in-time recovery)
+    restorable_until: float | None = None
 
 
 class Heartbeat(BaseModel):
@@ -94,3 +98,12 @@ class Heartbeat(BaseModel):
 class HeartbeatResponse(BaseModel):
     accepted: bool
     heartbeat_interval_s: float
+
+
+class LogArchivesRequest(BaseModel):
+    instance_ids: list[str] = Field(default_factory=list, max_length=10000)
+
+
+class LogArchivesResponse(BaseModel):
+    #: instance id → {"store": StoreConfig, "prefix": str, "key": base64, "since": positions}
+    archives: dict[str, dict[str, Any]] = Field(default_factory=dict)

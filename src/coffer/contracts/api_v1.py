@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 DigitString = Annotated[str, StringConstraints(pattern=r"^[0-9]+$", max_length=9)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -52,7 +61,14 @@ class AccessIn(_Body):
 
 
 class RestorePointIn(_Body):
-    backupRef: str
+    """Trove's ``backupRef``; Coffer adds point-in-time recovery: ``restore_time`` (ISO
+    8601; UTC when no offset is given) rolls the restore forward to that moment, from
+    the named backup or, with ``instanceRef``, from the instance's newest backup before
+    it."""
+
+    backupRef: str | None = None
+    instanceRef: str | None = None
+    restore_time: AwareDatetime | NaiveDatetime | None = None
 
 
 class InstanceCreate(_Body):

@@ -136,6 +136,13 @@ class Instance(Base):
     )
     #: JSON of the configuration values the engine was last told (its applied overrides)
     parameters_json: Mapped[str] = mapped_column(Text, default="{}")
+    #: key of the shipped change log (point-in-time recovery), sealed with the master key;
+    #: made with the first completed full backup
+    log_key_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the store container the change log is shipped to
+    log_container: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: the change log is shipped up to this moment (reported by the agent)
+    restorable_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

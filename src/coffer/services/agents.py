@@ -26,6 +26,7 @@ from coffer.db.models import Backup, Host, Instance, JoinToken
 from coffer.domain.states import BackupState, ServiceStatus, TaskStatus
 from coffer.errors import Unauthorized
 from coffer.security import hash_token, new_token
+from coffer.services import log_archives
 from coffer.services.commands import CommandBus
 from coffer.services.runtime import Runtime
 from coffer.settings import parse_port_range
@@ -168,6 +169,8 @@ def _store_observations(
         changes = _observed_changes(row, obs, now)
         if changes:
             s.execute(update(Instance).where(Instance.id == row.id).values(**changes))
+        if obs.restorable_until is not None:
+            log_archives.advance(s, row.id, obs.restorable_until)
         if obs.backup_bytes is not None and row.task_status == TaskStatus.BACKUP.value:
             s.execute(
                 update(Backup)

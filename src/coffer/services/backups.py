@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from coffer import engines
-from coffer.clock import utcnow
-from coffer.contracts.api_v1 import BackupCreate
+from coffer.clock import isoformat, utcnow
+from coffer.contracts.api_v1 import BackupCreate, RestorePointIn
 from coffer.db.models import Backup, DatastoreVersion, Instance
 from coffer.domain.states import (
     IDLE_TASKS,
@@ -35,7 +36,7 @@ from coffer.errors import (
     NotImplementedByDatastore,
     UnprocessableEntity,
 )
-from coffer.services import backup_strategies, quotas, records
+from coffer.services import backup_strategies, log_archives, quotas, records
 from coffer.services.backup_records import (
     DELETE_PREFIX,
     BackupRecord,
@@ -301,16 +302,71 @@ class RestorePlan:
 
 
 def plan_restore(
-    rt: Runtime, s: Session, project_id: str, backup_ref: str, volume_gb: int
+    rt: Runtime, s: Session, project_id: str, point: RestorePointIn, volume_gb: int
 ) -> RestorePlan:
-    """The chain (full first) behind ``backup_ref``, checked: every link COMPLETED (409
-    otherwise, as Trove), and the data fits the volume (403 ``BackupTooLarge``)."""
-    target = load(s, backup_ref, project_id)
-    chain = chain_of(s, target.backup)
+    """The chain (full first) behind ``point``, checked: every link COMPLETED (409
+    otherwise, as Trove), and the data fits the volume (403 ``BackupTooLarge``); with a
+    ``restore_time``, the roll-forward to it (400 outside the restorable window)."""
+    target_time = _utc(point.restore_time)
+    if point.backupRef is not None and point.instanceRef is not None:
+        raise BadRequest("restorePoint takes either backupRef or instanceRef, not both")
+    if point.backupRef is not None:
+        target = load(s, point.backupRef, project_id)
+        chain = chain_of(s, target.backup)
+    elif point.instanceRef is not None:
+        if target_time is None:
+            raise BadRequest("restorePoint.instanceRef needs restore_time (the moment to restore)")
+        source = records.load(s, point.instanceRef, project_id).instance
+        chain = _newest_chain_before(s, source, target_time)
+        target = load(s, chain[-1].id, project_id)
+    else:
+        raise BadRequest(
+            "restorePoint needs backupRef (a backup to restore) or instanceRef and "
+            "restore_time (an instance's data as of a moment)"
+        )
     raw = sum(b.raw_bytes or 0 for b in chain)
     if raw > volume_gb * _GB:
         raise Forbidden(
             f"Backup is too large for given flavor or volume. Backup size: {raw / _GB:.2f} GBs. "
             f"Volume size: {volume_gb} GBs."
         )
-    return RestorePlan(target.version, restore_payload(rt, chain))
+    payload = restore_payload(rt, chain)
+    if target_time is not None:
+        source_instance = s.get(Instance, target.backup.instance_id or "")
+        if source_instance is None:
+            raise BadRequest(f"backup {target.backup.id} has no source instance to roll forward")
+        payload["recovery"] = log_archives.recovery_payload(
+            rt, s, source_instance, target.backup, target_time
+        )
+    return RestorePlan(target.version, payload)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """``moment`` as naive UTC (the database's form); naive input is taken as UTC."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _newest_chain_before(s: Session, source: Instance, moment: datetime) -> list[Backup]:
+    """The chain of ``source``'s newest backup completed at or before ``moment`` whose
+    links are all COMPLETED (400 if it has none)."""
+    candidates = s.scalars(
+        select(Backup)
+        .where(
+            Backup.instance_id == source.id,
+            Backup.deleted.is_(False),
+            Backup.state == BackupState.COMPLETED.value,
+            Backup.updated <= moment,
+        )
+        .order_by(Backup.updated.desc())
+    ).all()
+    for backup in candidates:
+        try:
+            return chain_of(s, backup)
+        except Conflict:
+            continue  # a link is being deleted: an older chain may do
+    raise BadRequest(
+        f"instance {source.id} has no completed backup before {isoformat(moment)}: a "
+        "point-in-time restore starts from a backup taken before the moment"
+    )

@@ -127,13 +127,13 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
             raise BadRequest(f"Flavor {body.flavorRef} could not be found.")
         ds = body.datastore or None
         if body.restorePoint is not None:
-            plan = backups.plan_restore(rt, s, project_id, body.restorePoint.backupRef, size)
+            plan = backups.plan_restore(rt, s, project_id, body.restorePoint, size)
             version = plan.version
             if ds is not None and (ds.type or ds.version):
                 given = catalog.resolve_version(s, ds.type, ds.version).version
                 if given.id != version.id:
                     raise BadRequest(
-                        f"backup {body.restorePoint.backupRef} holds {version.manager} "
+                        f"the backup to restore holds {version.manager} "
                         f"{version.name}; an instance restored from it must use that datastore "
                         "version (omit 'datastore' or name the same one)"
                     )

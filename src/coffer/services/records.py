@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from coffer.contracts.engine import InstanceSpec
 from coffer.db.models import Configuration, Datastore, DatastoreVersion, Flavor, Host, Instance
 from coffer.errors import NotFound
+from coffer.services import log_archives
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class InstanceRecord:
     datastore: Datastore
     host: Host
     configuration: Configuration | None = None
+    #: the earliest moment a point-in-time restore reaches (loaded for one instance only)
+    restorable_from: datetime | None = None
 
 
 def _query() -> Select[Instance, Flavor, DatastoreVersion, Datastore, Host, Configuration]:
@@ -44,7 +48,8 @@ def load(s: Session, instance_id: str, project_id: str | None) -> InstanceRecord
     row = s.execute(q).first()
     if row is None:
         raise NotFound(f"Instance {instance_id} could not be found.")
-    return InstanceRecord(row[0], row[1], row[2], row[3], row[4], row[5])
+    earliest = log_archives.restorable_from(s, row[0])
+    return InstanceRecord(row[0], row[1], row[2], row[3], row[4], row[5], earliest)
 
 
 def load_many(s: Session, project_id: str | None) -> list[InstanceRecord]:

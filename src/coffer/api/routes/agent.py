@@ -12,12 +12,14 @@ from coffer.contracts.agent_v1 import (
     CommandResult,
     Heartbeat,
     HeartbeatResponse,
+    LogArchivesRequest,
+    LogArchivesResponse,
     PollRequest,
     PollResponse,
     RegisterRequest,
     RegisterResponse,
 )
-from coffer.services import agents
+from coffer.services import agents, log_archives
 from coffer.services.commands import CommandBus
 
 router = APIRouter(prefix="/agent/v1", tags=["agent"], include_in_schema=False)
@@ -48,3 +50,13 @@ def result(
 def heartbeat(body: Heartbeat, rt: RuntimeDep, credential: Credential = None) -> HeartbeatResponse:
     host_id = agents.authenticate_host(rt, credential)
     return agents.heartbeat(rt, host_id, body)
+
+
+@router.post("/log-archives")
+def archives(
+    body: LogArchivesRequest, rt: RuntimeDep, credential: Credential = None
+) -> LogArchivesResponse:
+    host_id = agents.authenticate_host(rt, credential)
+    return LogArchivesResponse(
+        archives=log_archives.archive_targets(rt, host_id, body.instance_ids)
+    )
