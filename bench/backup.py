@@ -18,7 +18,11 @@ with the backups in a directory (default) or in a real Swift started for the run
 4. changes 5 % of the data (note rewrites + appended attachments) and prints what the
    engine's log says it wrote next to an incremental's raw and stored size;
 5. restores the full, then the chain, into new instances (``POST /instances`` with
-   ``restorePoint``): MB/s of the chain's raw bytes over the time to ACTIVE/HEALTHY.
+   ``restorePoint``): MB/s of the chain's raw bytes over the time to ACTIVE/HEALTHY;
+6. PITR lag: while one small transaction commits every 20 ms for ``PITR_WRITE_S``, then
+   while the instance idles for ``PITR_IDLE_S``, samples how far the instance's
+   ``latest_restorable_time`` trails the wall clock (every 0.25 s; the change log is
+   shipped by the agent and the time reaches the API with its heartbeats).
 
 Every timed step runs alone: each backup's verification (a restore into a throwaway plus
 the engine's checks) is waited for before the next step; its time, from COMPLETED seen to
@@ -44,10 +48,12 @@ import re
 import shutil
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -67,6 +73,9 @@ VOLUME_PER_DATA = 5
 POLL_S = 0.05
 STEP_TIMEOUT_S = 1800
 SWIFT_CONTAINER = "coffer-bench"
+PITR_WRITE_S = 20.0
+PITR_IDLE_S = 10.0
+PITR_SAMPLE_S = 0.25
 _FINISHED = re.compile(r"command (\S+) finished ok=(\w+) in ([\d.]+)s")
 
 
@@ -391,7 +400,52 @@ def one_round(
     )
 
 
-def bench_datastore(run: BenchRun, store: Datastore, size: int, repeat: int) -> list[Round]:
+@dataclass(frozen=True)
+class Lag:
+    """How far the latest restorable time trailed the clock, seconds per sample."""
+
+    writing: list[float]
+    idle: list[float]
+    commits: int
+
+
+def _restorable_lag(c: httpx.Client, iid: str) -> float | None:
+    shown = c.get(f"/instances/{iid}").raise_for_status().json()["instance"]
+    latest = shown.get("latest_restorable_time")
+    if not latest:
+        return None
+    moment = datetime.fromisoformat(latest.replace("Z", "+00:00"))
+    return time.time() - moment.replace(tzinfo=moment.tzinfo or UTC).timestamp()
+
+
+def pitr_lag(run: BenchRun, store: Datastore, iid: str, login: Login) -> Lag:
+    """Sample the lag while a trickle of commits runs, then while idle (step 6)."""
+    until = time.monotonic() + PITR_WRITE_S
+    commits: list[int] = []
+    writer = threading.Thread(
+        target=lambda: commits.append(ENGINES[store.type].trickle(login, until, 0.02)),
+        daemon=True,
+    )
+    writing: list[float] = []
+    idle: list[float] = []
+    with run.server.admin().client() as c:
+        writer.start()
+        while writer.is_alive():
+            if (lag := _restorable_lag(c, iid)) is not None:
+                writing.append(lag)
+            time.sleep(PITR_SAMPLE_S)
+        writer.join()
+        end = time.monotonic() + PITR_IDLE_S
+        while time.monotonic() < end:
+            if (lag := _restorable_lag(c, iid)) is not None:
+                idle.append(lag)
+            time.sleep(PITR_SAMPLE_S)
+    return Lag(writing, idle, sum(commits))
+
+
+def bench_datastore(
+    run: BenchRun, store: Datastore, size: int, repeat: int
+) -> tuple[list[Round], Lag]:
     volume_gb = volume_for(size)
     print(f"{store.label}: instance flavor {FLAVOR}, {volume_gb} GB volume")
     iid, took = create_instance(run, source_body(store, f"bench-{store.type}", volume_gb))
@@ -406,10 +460,13 @@ def bench_datastore(run: BenchRun, store: Datastore, size: int, repeat: int) -> 
         start = time.monotonic()
         ENGINES[store.type].settle(login)
         print(f", settled (checkpoint/flush) in {time.monotonic() - start:.1f} s")
-        return [
+        rounds = [
             one_round(run, store, (iid, login), workload=workload, volume_gb=volume_gb, index=i)
             for i in range(repeat)
         ]
+        lag = pitr_lag(run, store, iid, login)
+        print(f"  PITR lag sampled: {len(lag.writing)} while writing, {len(lag.idle)} idle")
+        return rounds, lag
     finally:
         forget(run, [iid])
 
@@ -421,7 +478,9 @@ def volume_for(size: int) -> int:
 # -- report ----------------------------------------------------------------------------------
 
 
-def report(results: Sequence[tuple[Datastore, list[Round]]], store_kind: str) -> None:
+def report(
+    results: Sequence[tuple[Datastore, list[Round]]], lags: dict[str, Lag], store_kind: str
+) -> None:
     print()
     print(f"Backups in the {store_kind} store; MB = 10^6 bytes; ratios against cp -a + sync")
     header = (
@@ -447,7 +506,20 @@ def report(results: Sequence[tuple[Datastore, list[Round]]], store_kind: str) ->
         for i, r in enumerate(rounds):
             details(store, i, r)
     print()
-    print("PITR lag: not measured (point-in-time recovery not implemented yet)")
+    print("PITR lag: how far latest_restorable_time trails the clock, seconds (goal ≤ 5 s)")
+    for store, _ in results:
+        lag = lags[store.type]
+        for label, samples in (("one commit / 20 ms", lag.writing), ("idle", lag.idle)):
+            if not samples:
+                print(f"  {store.label:<11} {label:<20} no restorable time shown")
+                continue
+            ordered = sorted(samples)
+            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+            print(
+                f"  {store.label:<11} {label:<20} p50 {statistics.median(ordered):.2f}"
+                f"  p95 {p95:.2f}  max {ordered[-1]:.2f}  ({len(ordered)} samples)"
+            )
+        print(f"  {store.label:<11} commits during the write phase: {lag.commits}")
 
 
 def details(store: Datastore, index: int, r: Round) -> None:
@@ -538,12 +610,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             bench_run(keep_server_data=args.keep_data, server_env=server_env(size, store_json))
         )
         results = []
+        lags: dict[str, Lag] = {}
         for store in wanted:
             if not installed(store):
                 print(f"{store.label} {store.version} is not installed here: skipped")
                 continue
-            results.append((store, bench_datastore(run, store, size, args.repeat)))
-        report(results, args.store)
+            rounds, lags[store.type] = bench_datastore(run, store, size, args.repeat)
+            results.append((store, rounds))
+        report(results, lags, args.store)
         if args.repeat > 1:
             for store, rounds in results:
                 ratio = statistics.median(r.full.mb_s / r.data.mb_s for r in rounds)

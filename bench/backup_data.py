@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import random
 import string
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,6 +164,11 @@ class EngineData(Protocol):
         """Rewrite and append ``fraction`` of the data; the payload bytes written."""
         ...
 
+    def trickle(self, login: Login, until: float, every_s: float) -> int:
+        """One small committed write every ``every_s`` until ``time.monotonic()`` passes
+        ``until`` (a steady light load); how many."""
+        ...
+
     def log_position(self, login: Login) -> int:
         """The engine's write-ahead log position, in bytes."""
         ...
@@ -249,6 +255,16 @@ class PostgresData:
             count = workload.extra_attachment_count(fraction / 2)
             total += _pg_copy(conn, "attachments", workload.attachments(first[0], count, rng))
         return total
+
+    def trickle(self, login: Login, until: float, every_s: float) -> int:
+        with _pg(login) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS trickle (id bigserial, at timestamptz)")
+            count = 0
+            while time.monotonic() < until:
+                conn.execute("INSERT INTO trickle (at) VALUES (now())")
+                count += 1
+                time.sleep(every_s)
+        return count
 
     def log_position(self, login: Login) -> int:
         with _pg(login) as conn:
@@ -351,6 +367,20 @@ class MariaDBData:
             count = workload.extra_attachment_count(fraction / 2)
             total += _my_insert(conn, "attachments", workload.attachments(first, count, rng))
         return total
+
+    def trickle(self, login: Login, until: float, every_s: float) -> int:
+        with _my(login) as conn, conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS trickle"
+                " (id bigint AUTO_INCREMENT PRIMARY KEY, at datetime(6))"
+            )
+            count = 0
+            while time.monotonic() < until:
+                cur.execute("INSERT INTO trickle (at) VALUES (now(6))")
+                conn.commit()
+                count += 1
+                time.sleep(every_s)
+        return count
 
     def log_position(self, login: Login) -> int:
         with _my(login) as conn, conn.cursor() as cur:

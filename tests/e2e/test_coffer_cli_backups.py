@@ -142,6 +142,22 @@ def test_backup_create_list_show_restore_delete(server: CofferServer, team: Cred
     restored = _json(server, team, "instance", "show", "bk-restored")["instance"]
     assert restored["id"] != source["id"] and restored["datastore"]["type"] == "redis"
     assert _contents(restored) == at_backup
+    # a point in time: Redis has no change log to roll forward, said in one line
+    no_log = cli(
+        "backup",
+        "restore",
+        nightly["id"],
+        "bk-never",
+        "--flavor",
+        "tiny",
+        "--size",
+        "1",
+        "--time",
+        "2026-01-01T00:00:00Z",
+        check=False,
+        creds=team,
+    )
+    assert "no change log" in _refused(no_log)
 
     # verification: every backup is proven restorable; `verify` runs it again
     end = time.monotonic() + 120

@@ -221,6 +221,8 @@ class Agent:
                 fetched = now
                 with contextlib.suppress(httpx.HTTPError, NotRegistered):
                     answer = await self.control.log_archives(sorted(live))
+                    # an instance left out has no full backup (any more): nothing to ship
+                    self.shipping.forget(set(answer.archives))
                     for iid, data in answer.archives.items():
                         self.shipping.set_target(iid, ArchiveTarget.parse(data))
                     refreshed = now

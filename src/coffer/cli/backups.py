@@ -234,15 +234,24 @@ def restore(
     name: Annotated[str, typer.Argument(help="Name of the new instance.")],
     flavor: Annotated[str, typer.Option(help="Flavor id or name, e.g. small.")],
     size: Annotated[int, typer.Option(min=1, help="Volume size in GB.")],
+    time: Annotated[
+        str | None,
+        typer.Option(
+            help="Roll forward to this moment (ISO 8601, UTC unless it has an offset): "
+            "point-in-time recovery, within the source's restorable window "
+            "(coffer instance show)."
+        ),
+    ] = None,
     wait: WaitOption = False,
     timeout: TimeoutOption = 600.0,
     json_output: JsonOption = False,
 ) -> None:
-    """Create an instance from a backup; with --wait, print how to connect to it."""
+    """Create an instance from a backup (rolled forward to --time if given); with
+    --wait, print how to connect to it."""
     state = current(ctx, json_output=json_output)
     source = state.client().find_backup(backup)
     view = state.client().create_instance(
-        name, flavor=flavor, volume_size=size, backup=str(source["id"])
+        name, flavor=flavor, volume_size=size, backup=str(source["id"]), restore_time=time
     )
     label = _label(view)
     if not wait:

@@ -64,6 +64,9 @@ def instance_fields(view: JSONObject) -> list[tuple[str, Any]]:
     if target is not None and fmt is not None:
         fields.append(("url", fmt.url(target)))
     fields += [("created", view.get("created")), ("updated", view.get("updated"))]
+    if view.get("latest_restorable_time"):
+        fields.append(("restorable_from", view.get("earliest_restorable_time")))
+        fields.append(("restorable_until", view.get("latest_restorable_time")))
     fault = view.get("fault")
     if isinstance(fault, dict):
         fields.append(("fault", fault.get("message")))

@@ -76,6 +76,11 @@ class Catalog(Protocol):
     #: whether the engine has a ``LogArchive`` and restores to a point in time
     point_in_time_recovery: bool
 
+    def log_start(self, positions: Mapping[str, str]) -> str | None:
+        """The first change-log file a point-in-time restore from a backup with these
+        ``positions`` reads (older shipped files serve no restore from it), or None."""
+        ...
+
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""
 

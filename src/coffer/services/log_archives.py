@@ -35,6 +35,7 @@ __all__ = [
     "log_prefix",
     "log_store",
     "oldest_full",
+    "prune",
     "recovery_payload",
     "restorable_from",
 ]
@@ -122,6 +123,39 @@ def _make_key(rt: Runtime, s: Session, instance: Instance) -> None:
         )
     )
     s.refresh(instance)
+
+
+def prune(rt: Runtime, instance_id: str) -> None:
+    """Drop shipped log no restore can use any more: files before the oldest full
+    backup's first one; all of it (and the key and window with it) once the instance has
+    no full backup left, so that a later full backup starts a new window."""
+    with rt.sessions() as s:
+        instance = s.get(Instance, instance_id)
+        if instance is None or instance.log_key_sealed is None:
+            return
+        manager = s.scalars(
+            select(DatastoreVersion.manager).where(
+                DatastoreVersion.id == instance.datastore_version_id
+            )
+        ).one()
+        oldest = oldest_full(s, instance_id)
+        logs = log_store(rt, instance)
+        first = (
+            engines.catalog(manager).log_start(json.loads(oldest.positions_json or "{}"))
+            if oldest is not None
+            else None
+        )
+    if oldest is not None:
+        if first:
+            logs.prune_before(first)
+        return
+    logs.store.purge(logs.prefix)
+    with rt.sessions.begin() as s:
+        s.execute(
+            update(Instance)
+            .where(Instance.id == instance_id)
+            .values(log_key_sealed=None, log_container=None, restorable_until=None)
+        )
 
 
 def advance(s: Session, instance_id: str, until: float) -> None:

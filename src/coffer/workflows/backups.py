@@ -25,7 +25,7 @@ from coffer.contracts.agent_v1 import CommandKind
 from coffer.contracts.engine import InstanceSpec
 from coffer.db.models import Backup, Host, PortLease
 from coffer.domain.states import BackupState, VerifyStatus
-from coffer.services import placement
+from coffer.services import log_archives, placement
 from coffer.services.backup_records import (
     chain_of,
     load,
@@ -138,20 +138,22 @@ def delete_backups(workflow_id: str, backup_ids: list[str]) -> None:
     first); a failure leaves that backup DELETE_FAILED and stops (its parents stay)."""
     for backup_id in backup_ids:
         try:
-            delete_objects(backup_id)
+            instance_id = delete_objects(backup_id)
         except Exception as exc:
             message, _ = describe(exc)
             set_state(backup_id, BackupState.DELETE_FAILED.value, f"delete failed: {message}")
             return
+        prune_logs(instance_id)
 
 
 @DBOS.step()
-def delete_objects(backup_id: str) -> None:
+def delete_objects(backup_id: str) -> str | None:
+    """Purge the backup's objects and mark it deleted; its instance's id."""
     rt = current()
     with rt.sessions() as s:
         b = s.get(Backup, backup_id)
         if b is None or b.deleted:
-            return
+            return b.instance_id if b is not None else None
         prefix = b.location.rsplit("/", 1)[0] + "/"
         store = open_store(store_of(rt, b))
     store.purge(prefix)
@@ -159,6 +161,19 @@ def delete_objects(backup_id: str) -> None:
         s.execute(
             update(Backup).where(Backup.id == backup_id).values(deleted=True, updated=utcnow())
         )
+    return b.instance_id
+
+
+@DBOS.step()
+def prune_logs(instance_id: str | None) -> None:
+    """Drop the instance's shipped log that no remaining backup can use (see
+    ``log_archives.prune``); a failure is logged, the next deletion tries again."""
+    if instance_id is None:
+        return
+    try:
+        log_archives.prune(current(), instance_id)
+    except Exception:
+        log.exception("pruning the shipped log of instance %s failed", instance_id)
 
 
 @DBOS.workflow(name="backup.verify")

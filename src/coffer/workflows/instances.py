@@ -14,6 +14,7 @@ from dbos import DBOS, SetWorkflowID
 
 from coffer.contracts.agent_v1 import CommandKind
 from coffer.domain.states import TaskStatus
+from coffer.workflows.backups import prune_logs
 from coffer.workflows.steps import (
     await_command,
     describe,
@@ -47,6 +48,7 @@ def delete_instance(wid: str, instance_id: str) -> None:
         send_command(cid, instance_id, CommandKind.DELETE.value, {})
         await_command(cid, instance_id)
         mark_deleted(instance_id, wid)
+        prune_logs(instance_id)
     except Exception as exc:
         message, details = describe(exc)
         fail_task(

@@ -428,6 +428,10 @@ class MariaDBCatalog:
     incremental_backups: bool = True
     point_in_time_recovery: bool = True
 
+    def log_start(self, positions: Mapping[str, str]) -> str | None:
+        """A restore from a backup reads the shipped log from its ``binlog_file`` on."""
+        return positions.get("binlog_file") or None
+
     def validate_database(self, db: DatabaseSpec) -> None:
         """Raise ``BadRequest`` naming the problem if ``db`` cannot be created."""
         self.check_database_name(db.name)

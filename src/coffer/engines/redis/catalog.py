@@ -219,6 +219,9 @@ class RedisCatalog:
     incremental_backups: bool = False
     point_in_time_recovery: bool = False
 
+    def log_start(self, positions: Mapping[str, str]) -> str | None:
+        return None  # no change log
+
     def validate_database(self, db: DatabaseSpec) -> None:
         """Always ``NotImplementedByDatastore``: Redis has no databases."""
         raise NotImplementedByDatastore(NO_DATABASES)
