@@ -1,6 +1,8 @@
 """The MariaDB engine: ``catalog`` (pure), ``config`` and ``statements`` (pure rendering),
 ``lifecycle`` (files and processes on the host), ``admin`` (users, databases, grants,
-root), ``backup`` (physical backups with mariadb-backup).
+root), ``backup`` (physical backups with mariadb-backup), ``binlog`` (the binary log
+shipped for point-in-time recovery, and the roll forward of a restore with it: a target
+time T applies every transaction whose commit began at or before T's whole second, UTC).
 
 Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
 importing ``coffer.engines.mariadb.catalog`` in the control plane pulls in no PyMySQL.
@@ -23,10 +25,15 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.base import Engine
     from coffer.engines.mariadb.admin import MariaDBAdmin
     from coffer.engines.mariadb.backup import MariaDBBackups
+    from coffer.engines.mariadb.binlog import MariaDBLogArchive
     from coffer.engines.mariadb.catalog import CATALOG
     from coffer.engines.mariadb.lifecycle import MariaDBLifecycle
 
     lifecycle = MariaDBLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
     return Engine(
-        catalog=CATALOG, lifecycle=lifecycle, admin=MariaDBAdmin, backups=MariaDBBackups()
+        catalog=CATALOG,
+        lifecycle=lifecycle,
+        admin=MariaDBAdmin,
+        backups=MariaDBBackups(),
+        logs=MariaDBLogArchive(),
     )

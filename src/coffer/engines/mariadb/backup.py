@@ -43,6 +43,16 @@ Restore
     are not part of a backup); ``configure`` writes ``my.cnf`` beside the data directory
     as for any instance.
 
+    With a ``Recovery``, the chain's end in the source's binary log is read from the
+    prepared full's ``xtrabackup_binlog_info`` (after an incremental's prepare it holds
+    the incremental's, which the tool copies over) before the tool's files are stripped,
+    and the shipped logs from there to the target are staged in
+    ``<root>/.restore_binlog.partial``; it is renamed to ``<root>/restore_binlog`` just
+    before the data directory (both arrive or neither), and ``lifecycle.bootstrap``
+    rolls the instance forward with them at its first start (``binlog`` module: what
+    is staged, and the precision of a target: transactions whose commit began at or
+    before the target's whole second).
+
     Accounts: the restored ``mysql`` tables hold the source's. Tenant users keep their
     passwords and grants. The agent's ``root@localhost`` is the same on every instance
     (``unix_socket`` for OS root), so the agent of the new instance logs in at once, and
@@ -84,6 +94,14 @@ from coffer.engines.host import (
     write_private_file,
 )
 from coffer.engines.mariadb import statements as q
+from coffer.engines.mariadb.binlog import (
+    RESTORE_BINLOG,
+    RESTORE_BINLOG_PARTIAL,
+    chain_end,
+    discard_staged_logs,
+    stage_logs,
+    stop_datetime,
+)
 from coffer.engines.mariadb.catalog import INTERNAL_ADMIN, INTERNAL_ADMIN_HOST, SYSTEM_DATABASES
 from coffer.engines.mariadb.config import config_path, socket_path
 from coffer.engines.mariadb.connection import Session, connect, translate_errors
@@ -197,7 +215,7 @@ class MariaDBBackups:
         if not chain:
             raise EngineError("a restore needs at least a full backup; the chain is empty")
         if recovery is not None:
-            raise EngineError("point-in-time recovery is not built yet for MariaDB")
+            stop_datetime(recovery.target)  # a target without a time zone: before any work
         user = EngineUser.lookup(paths.os_user)
         paths.root.mkdir(parents=True, exist_ok=True)
         check_traversable(paths.root, user)
@@ -206,21 +224,24 @@ class MariaDBBackups:
                 raise EngineError(
                     f"{str(paths.data_dir)!r} already exists; restore only into a new instance"
                 )
+            discard_staged_logs(paths)
             work = paths.root / _RESTORE_DIR
+            staged = paths.root / RESTORE_BINLOG_PARTIAL
             _fresh_dir(work)
             try:
                 make_private_dir(work, user)
                 full = self._extract_and_prepare(work, user, spec, chain)
-                for entry in full.iterdir():
-                    if _TOOL_FILES.fullmatch(entry.name):
-                        entry.unlink()
-                os.chmod(full, 0o700)
-                fsync_tree(full)
-                os.rename(full, paths.data_dir)
-                fsync_dir(paths.root)
-                make_private_dir(paths.run_dir, user)
+                if recovery is not None:
+                    make_private_dir(staged, user)
+                    stage_logs(staged, recovery=recovery, start=chain_end(full), user=user)
+                self._move_into_place(paths, user, full, staged if recovery else None)
+            except BaseException:
+                if not paths.data_dir.exists():
+                    discard_staged_logs(paths)
+                raise
             finally:
                 shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(staged, ignore_errors=True)
 
     def counts(self, paths: InstancePaths, spec: InstanceSpec) -> dict[str, int]:
         """``"db.table" -> rows`` of every base table in every user database, in one
@@ -250,6 +271,22 @@ class MariaDBBackups:
             shown = "; ".join(damage[:10])
             raise EngineError(f"CHECK TABLE found damage in {len(damage)} place(s): {shown}")
         return f"CHECK TABLE EXTENDED: {len(tables)} tables in {databases} databases OK"
+
+    def _move_into_place(
+        self, paths: InstancePaths, user: EngineUser, full: Path, staged: Path | None
+    ) -> None:
+        """Strip the tool's files from prepared ``full`` and rename it (and the staged
+        logs, first: the data directory's arrival completes the restore) into place."""
+        for entry in full.iterdir():
+            if _TOOL_FILES.fullmatch(entry.name):
+                entry.unlink()
+        os.chmod(full, 0o700)
+        fsync_tree(full)
+        if staged is not None:
+            os.rename(staged, paths.root / RESTORE_BINLOG)
+        os.rename(full, paths.data_dir)
+        fsync_dir(paths.root)
+        make_private_dir(paths.run_dir, user)
 
     def _extract_and_prepare(
         self, work: Path, user: EngineUser, spec: InstanceSpec, chain: Sequence[BinaryIO]

@@ -21,7 +21,11 @@ line wins):
 Errors go to stderr (no ``log_error``), which the agent sends to the instance log.
 
 The binary log is on from the start (``ROW`` format, kept 7 days) for point-in-time
-recovery and GTID replicas later; with row-based logging
+recovery and GTID replicas later. Its files close at ``binlog_file_bytes`` (a
+sixteenth of the volume, 16 MiB to 256 MiB, where MariaDB's default is 1 GiB): a file
+is purged, shipped as complete and copied whole by a point-in-time restore only once
+closed, so on a small volume a 1 GiB file would outgrow the volume first. With row-based
+logging
 ``log_bin_trust_function_creators`` is safe, and it lets tenants without SUPER create
 functions and triggers. ``server_id`` is derived from the instance id, so every clone
 of the template has its own; a GTID domain is the replication issue's business.
@@ -49,6 +53,7 @@ __all__ = [
     "SOCKET_FILE",
     "SettingValue",
     "base_settings",
+    "binlog_file_bytes",
     "config_path",
     "pid_path",
     "render_settings",
@@ -67,6 +72,9 @@ BINLOG_BASENAME = "mariadb-bin"
 MAX_SOCKET_PATH_BYTES = 107
 #: Binary logs older than this are purged (point-in-time recovery reaches this far back).
 BINLOG_EXPIRE_S = 7 * 24 * 3600
+#: Bounds of ``max_binlog_size`` (``binlog_file_bytes``).
+BINLOG_FILE_MIN_BYTES = 16 * 1024 * 1024
+BINLOG_FILE_MAX_BYTES = 256 * 1024 * 1024
 #: Small temporary tablespace: InnoDB writes it in full at every start.
 TEMP_DATA_FILE_PATH = "ibtmp1:4M:autoextend"
 
@@ -100,6 +108,14 @@ def server_id(instance_id: str) -> int:
     """A stable ``server_id`` in 1 .. 2**32-1 derived from the instance id."""
     digest = hashlib.sha256(instance_id.encode()).digest()
     return int.from_bytes(digest[:4], "big") % _SERVER_ID_SPACE + 1
+
+
+def binlog_file_bytes(volume_gb: int) -> int:
+    """``max_binlog_size`` for a volume of ``volume_gb``: a sixteenth of it, within
+    ``BINLOG_FILE_MIN_BYTES`` .. ``BINLOG_FILE_MAX_BYTES`` (whole MiB, as MariaDB wants
+    a multiple of 4096)."""
+    sixteenth = volume_gb * 1024 // 16 * 1024 * 1024
+    return max(BINLOG_FILE_MIN_BYTES, min(BINLOG_FILE_MAX_BYTES, sixteenth))
 
 
 def base_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
@@ -173,6 +189,7 @@ def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Set
         "log_bin": BINLOG_BASENAME,
         "binlog_format": "ROW",
         "binlog_expire_logs_seconds": BINLOG_EXPIRE_S,
+        "max_binlog_size": binlog_file_bytes(spec.volume_gb),
         "log_bin_trust_function_creators": True,
         # the agent's volume guard: tenants hold no privilege that overrides read_only
         "read_only": spec.read_only,

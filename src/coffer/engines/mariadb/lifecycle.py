@@ -9,6 +9,9 @@ directory ``<root>/.coffer-backup``, with the option file holding the backup's o
 password, and that password on ``root@localhost``. ``configure`` (before every start)
 removes the directory; ``bootstrap`` (and every backup, at its start) makes
 ``root@localhost`` socket-only again, outside the binary log (``reset_admin_login``).
+
+A point-in-time restore leaves ``<root>/restore_binlog`` (``binlog`` module); the first
+``bootstrap`` applies it before anything else, once.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ from coffer.engines.host import (
     write_private_file,
 )
 from coffer.engines.mariadb import statements as q
+from coffer.engines.mariadb.binlog import (
+    DEFAULT_BINLOG_TOOL,
+    DEFAULT_CLIENT,
+    discard_staged_logs,
+    roll_forward,
+)
 from coffer.engines.mariadb.catalog import (
     CATALOG,
     INTERNAL_ADMIN,
@@ -85,11 +94,15 @@ class MariaDBLifecycle:
         templates_dir: Path,
         server: Path = DEFAULT_SERVER,
         install_db: Path = DEFAULT_INSTALL_DB,
+        binlog_tool: Path = DEFAULT_BINLOG_TOOL,
+        client: Path = DEFAULT_CLIENT,
     ) -> None:
         self._engine_user = engine_user
         self._templates_dir = templates_dir
         self._server = server
         self._install_db = install_db
+        self._binlog_tool = binlog_tool
+        self._client = client
         self._version_cache: tuple[float, str | None] | None = None
 
     def installed_versions(self) -> list[str]:
@@ -118,6 +131,7 @@ class MariaDBLifecycle:
         check_traversable(paths.root, user)
         with exclusive_lock(paths.root / PREPARE_LOCK):
             if not paths.data_dir.exists():
+                discard_staged_logs(paths)  # a restore's, which never completed
                 template = ensure_template(
                     templates_dir=self._templates_dir,
                     version=spec.version,
@@ -164,11 +178,18 @@ class MariaDBLifecycle:
         return Probe(accepting=True, detail="accepting connections")
 
     def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
-        """Make the account table what Coffer expects, whatever made the data directory:
-        no anonymous accounts or open ``test`` grants, ``root`` only as the agent's
-        socket-authenticated ``root@localhost`` (and ``root@%`` if the root API enabled
-        it; a password an interrupted backup left on it is dropped). A database named
-        ``test`` is left alone: it may be a tenant's."""
+        """Roll a point-in-time restore forward, then make the account table what Coffer
+        expects, whatever made the data directory: no anonymous accounts or open ``test``
+        grants, ``root`` only as the agent's socket-authenticated ``root@localhost`` (and
+        ``root@%`` if the root API enabled it; a password an interrupted backup left on
+        it is dropped). A database named ``test`` is left alone: it may be a tenant's.
+
+        The roll forward (``binlog.roll_forward``: the logs a restore staged in
+        ``<root>/restore_binlog``, applied once) comes first, so that nothing the log
+        replays outlives the account reset. It blocks for the apply, and an apply that
+        was interrupted is refused with ``EngineError`` (restore again) rather than run
+        twice."""
+        roll_forward(paths, binlog_tool=self._binlog_tool, client=self._client)
         with translate_errors("bootstrap"), connect(paths) as session:
             for (host,) in session.execute(q.ACCOUNTS_NAMED, ("",)):
                 session.execute(*q.drop_user("", host))
