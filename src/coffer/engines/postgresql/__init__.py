@@ -25,6 +25,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.postgresql.backup import PostgresBackups
     from coffer.engines.postgresql.catalog import CATALOG
     from coffer.engines.postgresql.lifecycle import PostgresLifecycle
+    from coffer.engines.postgresql.walarchive import PostgresLogArchive
 
     lifecycle = PostgresLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
     return Engine(
@@ -32,4 +33,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         lifecycle=lifecycle,
         admin=PostgresAdmin,
         backups=PostgresBackups(lifecycle),
+        logs=PostgresLogArchive(),
     )

@@ -39,6 +39,35 @@ Restore
     and promotes to a new timeline; ``bootstrap`` cleans up (``lifecycle``). Any failure,
     including a stream raising mid-read, removes everything the restore made.
 
+Point-in-time restore (a ``Recovery``)
+    The shipped segments of the full's timeline are staged into the restore WAL from
+    the full's last segment on (the shipped copy of that segment; one an incremental
+    brought is kept), one after the other: each is checked (long page header: cluster,
+    sizes; for a prefix shipped while the segment was written, every page's header
+    names its own address) and a prefix is zero-padded to a segment (replay ends where
+    its records end). After each, ``pg_waldump --rmgr=Transaction`` (``TZ=UTC``) over it
+    and the one before looks for a transaction end (commit or abort, as PostgreSQL's
+    recovery stop does) stamped later than the target. If one is found, staging stops
+    and the target is written to ``restore_wal/recovery_target``, rendered as
+    ``recovery_target_time`` (inclusive) with ``recovery_target_action = promote``;
+    otherwise the whole staged WAL is replayed (PostgreSQL 13+ refuses to end a
+    recovery whose target it never reached), which holds the same transactions.
+    ``EngineError``, leaving nothing, for a target without a time zone; a target before
+    the full backup's end (a transaction in the backup's own WAL ended after it:
+    PostgreSQL could not stop there); a shipped copy of the full's last segment shorter
+    than the backup's end, or none; a missing segment followed by shipped ones (a gap);
+    shipped bytes that are not this cluster's WAL of that segment.
+
+    Precision: microseconds of commit time. A commit's timestamp is taken just before
+    its record is inserted; replay applies, in WAL order, every transaction up to the
+    first one that ended after the target and none from there on. So every transaction
+    whose commit is stamped at or before the target is applied, none stamped after it,
+    except that of concurrent commits stamped within microseconds of each other the WAL
+    order, not the stamp, decides on which side of the target each falls. Not detected:
+    a target before the full backup began when no transaction ended during the backup
+    (the restore then holds the backup's state: choose a backup that ended before the
+    target), and a target beyond what was shipped (the restore holds what was).
+
 Counts and checks
     ``counts``: rows of every permanent ordinary table (partitions included, partitioned
     parents not) outside system schemas, in every database that accepts connections and is
@@ -55,6 +84,7 @@ Counts and checks
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -63,6 +93,7 @@ import struct
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -72,6 +103,7 @@ from psycopg import sql
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import BackupOutcome, InstancePaths, Recovery
 from coffer.engines.host import (
+    CHUNK_BYTES,
     EngineUser,
     ToolResult,
     check_traversable,
@@ -85,6 +117,7 @@ from coffer.engines.postgresql.catalog import INTERNAL_SUPERUSER
 from coffer.engines.postgresql.config import (
     ARCHIVE_ENABLED,
     RECOVERY_SIGNAL,
+    RECOVERY_TARGET,
     restore_wal_dir,
     wal_archive_dir,
 )
@@ -118,6 +151,18 @@ _HISTORY = re.compile(r"[0-9A-F]{8}\.history")
 _BACKUP_HISTORY = re.compile(r"[0-9A-F]{24}\.[0-9A-F]{8}\.backup")
 _WAL_START = re.compile(r"write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)")
 _WAL_END = re.compile(r"write-ahead log end point: ([0-9A-F]+/[0-9A-F]+)")
+#: a transaction's end in ``pg_waldump --rmgr=Transaction`` output (run with TZ=UTC): the
+#: record's LSN and its timestamp, e.g. ``lsn: 0/014F9ED8, prev 0/014F9E58, desc: COMMIT
+#: 2026-11-26 03:05:58.754067 UTC; inval msgs: ...`` (``COMMIT_PREPARED 735: <time>`` for
+#: a prepared transaction; pg_waldump always prints six fraction digits)
+_XACT_END = re.compile(
+    r"lsn: ([0-9A-F]+/[0-9A-F]+), prev [0-9A-F]+/[0-9A-F]+, desc: "
+    r"(?:COMMIT|ABORT)(?:_PREPARED)?\b[^\n]*?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}) UTC"
+)
+#: the part of pg_waldump's error that means "no valid record here": the end of the WAL
+_END_OF_WAL = "error in WAL record"
+#: XLogPageHeaderData without padding: magic, info, timeline, page address, rem_len
+_PAGE_HEADER = struct.Struct("=HHIQI")
 _START_TIMELINE = re.compile(r"^START TIMELINE: (\d+)$", re.MULTILINE)
 #: XLogLongPageHeaderData: magic, info, timeline, page address, rem_len, (pad),
 #: system identifier, segment size, block size
@@ -177,8 +222,6 @@ class PostgresBackups:
         the restored WAL set up for replay at the next start. All or nothing."""
         if not chain:
             raise EngineError("a restore needs at least the full backup")
-        if recovery is not None:
-            raise EngineError("point-in-time recovery is not built yet for PostgreSQL")
         user = EngineUser.lookup(paths.os_user)
         bin_dir = self._lifecycle.installed_bin_dir(spec.version)
         paths.root.mkdir(parents=True, exist_ok=True)
@@ -189,7 +232,7 @@ class PostgresBackups:
                     f"{str(paths.data_dir)!r} already exists: a backup is restored only "
                     "into a new instance"
                 )
-            _Restore(paths, spec, user=user, bin_dir=bin_dir).run(chain)
+            _Restore(paths, spec, user=user, bin_dir=bin_dir).run(chain, recovery)
         make_private_dir(paths.run_dir, user)
         make_private_dir(wal_archive_dir(paths.root), user)
 
@@ -496,6 +539,7 @@ class _WalHeader:
     page_address: int
     system_identifier: int
     segment_bytes: int
+    block_bytes: int
 
     @classmethod
     def read(cls, path: Path) -> _WalHeader:
@@ -504,10 +548,20 @@ class _WalHeader:
             raw = os.read(fd, _LONG_PAGE_HEADER.size)
         finally:
             os.close(fd)
-        if len(raw) < _LONG_PAGE_HEADER.size:
+        header = _parse_long_header(raw)
+        if header is None:
             raise EngineError(f"WAL file {path.name} of the backup is truncated")
-        magic, _info, tli, address, _rem, sysid, seg_bytes, _blck = _LONG_PAGE_HEADER.unpack(raw)
-        return cls(magic, tli, address, sysid, seg_bytes)
+        return header
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The extracted full backup: its last WAL segment's header and its WAL range (from
+    ``backup_manifest``): replay must reach ``end_lsn`` before the data is consistent."""
+
+    header: _WalHeader
+    start_lsn: int
+    end_lsn: int
 
 
 class _Restore:
@@ -521,7 +575,7 @@ class _Restore:
         self.wal_dir = restore_wal_dir(paths.root)
         self.wal_partial = paths.root / f".{self.wal_dir.name}.partial"
 
-    def run(self, chain: Sequence[BinaryIO]) -> None:
+    def run(self, chain: Sequence[BinaryIO], recovery: Recovery | None) -> None:
         self._remove_leftovers()
         try:
             make_private_dir(self.data_partial, self.user)
@@ -530,7 +584,11 @@ class _Restore:
             make_private_dir(self.wal_partial, self.user)
             for stream in chain[1:]:
                 _extract(self.user, self.wal_partial, stream)
-            segments = self._check_wal(base)
+            self._check_wal(base.header)
+            stop_before = self._stage_logs(base, recovery) if recovery else None
+            segments = self._check_wal(base.header)
+            if stop_before:
+                write_private_file(self.wal_partial / RECOVERY_TARGET, stop_before, self.user)
             write_private_file(self.data_partial / RECOVERY_SIGNAL, "", self.user)
             self._sync(segments)
             os.rename(self.wal_partial, self.wal_dir)
@@ -546,9 +604,98 @@ class _Restore:
         if not self.paths.data_dir.exists():
             shutil.rmtree(self.wal_dir, ignore_errors=True)
 
-    def _check_base(self) -> _WalHeader:
+    def _stage_logs(self, base: _Base, recovery: Recovery) -> str | None:
+        """Copy the shipped WAL from the base backup's last segment on into the restore's
+        WAL (segments an incremental brought are kept), one segment at a time, until one
+        holds a transaction that ended after the target; a shipped prefix of a segment is
+        padded with zeros to the segment size (the replay ends where its records end).
+
+        Returns the ``recovery_target_time`` to render, or None when no transaction in
+        the WAL ended after the target: then the whole WAL is replayed (PostgreSQL
+        refuses to end a recovery whose target it never reached). ``EngineError`` for a
+        target without a time zone or inside the backup, shipped WAL that does not join
+        the backup, has a gap, or is not this cluster's WAL.
+        """
+        header = base.header
+        size = header.segment_bytes
+        target = _utc(recovery.target)
+        self._refuse_target_inside_backup(base, target)
+        first = header.page_address // size
+        shipped = {
+            _segment_number(name, size): name
+            for name in recovery.logs.names()
+            if _SEGMENT.fullmatch(name) and int(name[:8], 16) == header.timeline
+        }
+        segno, previous = first, first
+        while True:
+            path = self.wal_partial / segment_name(header.timeline, segno, size)
+            if not path.exists():
+                if segno not in shipped:
+                    break
+                with recovery.logs.open(shipped[segno]) as stream:
+                    length = _write_segment(path, stream, header, self.user)
+                if segno == first and length < base.end_lsn - first * size:
+                    raise EngineError(
+                        f"the shipped WAL segment {path.name} holds {length} bytes, but the "
+                        f"backup ends at {format_lsn(base.end_lsn)} in it: the WAL was not "
+                        "shipped that far yet; wait for the shipping to catch up"
+                    )
+            ended = self._first_end_after(
+                self.wal_partial, header.timeline, previous * size, (segno + 1) * size, target
+            )
+            if ended is not None:
+                if ended < base.end_lsn:
+                    raise _target_inside_backup(target, base)
+                return target.isoformat(sep=" ")
+            previous, segno = segno, segno + 1
+        later = sorted(number for number in shipped if number > segno)
+        if segno == first or later:
+            raise EngineError(
+                "the shipped WAL has a gap: segment "
+                f"{segment_name(header.timeline, segno, size)} "
+                f"{'the backup ends in ' if segno == first else ''}was not shipped"
+                f"{'' if not later else f' (later ones were, from {shipped[later[0]]})'}; "
+                "restore to a target before it or from a later backup"
+            )
+        return None
+
+    def _refuse_target_inside_backup(self, base: _Base, target: datetime) -> None:
+        """``EngineError`` if a transaction of the full backup's own WAL (up to its end)
+        ended after ``target``: the data already holds changes past the target."""
+        size = base.header.segment_bytes
+        start = base.start_lsn // size * size
+        wal = self.data_partial / "pg_wal"
+        ended = self._first_end_after(wal, base.header.timeline, start, base.end_lsn, target)
+        if ended is not None and ended < base.end_lsn:
+            raise _target_inside_backup(target, base)
+
+    def _first_end_after(
+        self, wal_dir: Path, timeline: int, start: int, end: int, target: datetime
+    ) -> int | None:
+        """The LSN of the first transaction end (commit or abort) later than ``target``
+        among the records of ``timeline`` in ``wal_dir`` from LSN ``start`` (a segment
+        boundary: a record that began in the segment before is skipped) to ``end``, or
+        None. The WAL may end earlier, where its records do (a shipped prefix)."""
+        argv = [
+            str(self.bin_dir / "pg_waldump"),
+            f"--path={wal_dir}",
+            f"--timeline={timeline}",
+            "--rmgr=Transaction",
+            f"--start={format_lsn(start)}",
+            f"--end={format_lsn(end)}",
+        ]
+        result = run_tool(self.user, argv, extra_env={**_PG_ENV, "TZ": "UTC"})
+        if result.returncode != 0 and _END_OF_WAL not in result.stderr:
+            raise EngineError(f"pg_waldump could not read the WAL: {_tail(result.stderr)}")
+        for match in _XACT_END.finditer(result.stdout):
+            ended = datetime.strptime(match.group(2), "%Y-%m-%d %H:%M:%S.%f")
+            if ended.replace(tzinfo=UTC) > target:
+                return parse_lsn(match.group(1))
+        return None
+
+    def _check_base(self) -> _Base:
         """The extracted full backup is this version's and intact; the header of its
-        last WAL segment (identity, timeline, segment size, end segment)."""
+        last WAL segment (identity, timeline, sizes, end segment) and its WAL range."""
         data = self.data_partial
         try:
             version = _read_regular_file(data / "PG_VERSION").decode("ascii").strip()
@@ -568,6 +715,7 @@ class _Restore:
             raise EngineError(
                 f"pg_verifybackup rejected the full backup: {_tail(verify.stderr + verify.stdout)}"
             )
+        start_lsn, end_lsn = _manifest_wal_range(data / "backup_manifest")
         (data / "backup_manifest").unlink()
         timeline = _START_TIMELINE.search(label)
         segments = sorted(
@@ -578,7 +726,7 @@ class _Restore:
         header = _WalHeader.read(data / "pg_wal" / segments[-1])
         if header.timeline != int(timeline.group(1)):
             raise EngineError("the full backup's WAL is not on its backup label's timeline")
-        return header
+        return _Base(header=header, start_lsn=start_lsn, end_lsn=end_lsn)
 
     def _check_wal(self, base: _WalHeader) -> list[Path]:
         """The incrementals' files: only segments and history files, the segments one
@@ -636,6 +784,84 @@ class _Restore:
             finally:
                 os.close(fd)
         fsync_dir(self.wal_partial)
+
+
+def _write_segment(path: Path, stream: BinaryIO, base: _WalHeader, user: EngineUser) -> int:
+    """The shipped bytes of segment ``path.name`` from ``stream`` into the new file
+    ``path``, zero-padded to a segment, owned by ``user``; returns how many were shipped.
+
+    ``EngineError`` unless they are this cluster's WAL of that segment: the first page's
+    long header (system identifier, sizes), and for a prefix shipped while the segment
+    was written every page it holds (each was written, so its header names its own
+    address; a complete segment's pages after a WAL switch are not written).
+    """
+    size = base.segment_bytes
+    segment_start = _segment_number(path.name, size) * size
+    shipped = bytearray()
+    while chunk := stream.read(CHUNK_BYTES):
+        shipped += chunk
+        if len(shipped) > size:
+            raise EngineError(f"the shipped WAL file {path.name} is larger than a segment")
+    length = len(shipped)
+    header = _parse_long_header(bytes(shipped[: _LONG_PAGE_HEADER.size]))
+    pages = range(0, length if length < size else 1, base.block_bytes)
+    if (
+        header is None
+        or (header.system_identifier, header.segment_bytes, header.block_bytes)
+        != (base.system_identifier, base.segment_bytes, base.block_bytes)
+        or not all(_page_is(shipped, at, base.magic, segment_start + at) for at in pages)
+    ):
+        raise EngineError(
+            f"the shipped file {path.name} is not WAL of the backup's database cluster "
+            "(a page header does not match); the shipped WAL is damaged"
+        )
+    with open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as out:
+        out.write(shipped)
+        out.truncate(size)
+        os.fchown(out.fileno(), user.uid, user.gid)
+    return length
+
+
+def _manifest_wal_range(path: Path) -> tuple[int, int]:
+    """The WAL a full backup needs, from its ``backup_manifest`` (checked by
+    ``pg_verifybackup``): the first range's ``Start-LSN`` and the last one's ``End-LSN``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        with os.fdopen(fd, "rb") as manifest:
+            ranges = json.load(manifest)["WAL-Ranges"]
+        return parse_lsn(ranges[0]["Start-LSN"]), parse_lsn(ranges[-1]["End-LSN"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise EngineError("the full backup's manifest names no WAL range") from None
+
+
+def _parse_long_header(raw: bytes) -> _WalHeader | None:
+    if len(raw) < _LONG_PAGE_HEADER.size:
+        return None
+    magic, _info, tli, address, _rem, sysid, seg_bytes, blck = _LONG_PAGE_HEADER.unpack(raw)
+    return _WalHeader(magic, tli, address, sysid, seg_bytes, blck)
+
+
+def _page_is(data: bytearray, offset: int, magic: int, address: int) -> bool:
+    """Whether the WAL page at ``offset`` of ``data`` has ``magic`` and ``address`` (a
+    page cut before its header ends cannot be checked: the replay ends there anyway)."""
+    if len(data) - offset < _PAGE_HEADER.size:
+        return True
+    page_magic, _info, _tli, page_address, _rem = _PAGE_HEADER.unpack_from(data, offset)
+    return bool(page_magic == magic and page_address == address)
+
+
+def _utc(target: datetime) -> datetime:
+    if target.tzinfo is None or target.utcoffset() is None:
+        raise EngineError(f"the recovery target {target.isoformat()} has no time zone")
+    return target.astimezone(UTC)
+
+
+def _target_inside_backup(target: datetime, base: _Base) -> EngineError:
+    return EngineError(
+        f"the recovery target {target.isoformat()} lies before the full backup ended (at "
+        f"WAL {format_lsn(base.end_lsn)}; a transaction in it ended later): restore from an "
+        "older full backup"
+    )
 
 
 def _read_regular_file(path: Path, limit: int = 1 << 16) -> bytes:

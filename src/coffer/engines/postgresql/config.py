@@ -26,7 +26,8 @@ Directories on the instance's volume, beside the data directory:
   the restore brought, read by ``restore_command``. While it exists (and
   ``recovery.signal`` does) the settings carry the recovery settings and ``hot_standby =
   off``, so no session sees the data before the replay ends and a smaller flavor's
-  ``max_connections`` cannot abort the replay.
+  ``max_connections`` cannot abort the replay. A point-in-time restore leaves its target
+  there too (``RECOVERY_TARGET``), rendered as ``recovery_target_time``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "MAIN_FILE",
     "MAX_SOCKET_PATH_BYTES",
     "RECOVERY_SIGNAL",
+    "RECOVERY_TARGET",
     "SETTINGS_FILE",
     "archive_command",
     "render_hba",
@@ -69,6 +71,8 @@ INCLUDE_LINE = f"include = '{SETTINGS_FILE}'"
 ARCHIVE_ENABLED = ".enabled"
 #: PostgreSQL's marker for archive recovery; the server removes it when recovery ends.
 RECOVERY_SIGNAL = "recovery.signal"
+#: in ``restore_wal/``: the ``recovery_target_time`` of a point-in-time restore, if any
+RECOVERY_TARGET = "recovery_target"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; PostgreSQL and libpq refuse longer paths.
 MAX_SOCKET_PATH_BYTES = 107
 DEFAULT_ALLOWED_CIDRS: tuple[str, ...] = ("0.0.0.0/0", "::/0")
@@ -102,14 +106,16 @@ def server_settings(
     socket_dir: Path,
     archive_dir: Path | None = None,
     restore_dir: Path | None = None,
+    recovery_target: str | None = None,
 ) -> dict[str, SettingValue]:
     """Every setting of ``coffer.conf``: memory sizing, then ``spec.parameters``, then the
     settings Coffer manages (which parameters may not override).
 
     ``archive_dir`` turns on continuous archiving into it; ``restore_dir`` adds archive
-    recovery from it (only while a restore's recovery is pending). Raises ``BadRequest``
-    for a refused parameter or address and ``EngineError`` for a socket, archive or
-    restore directory PostgreSQL cannot use.
+    recovery from it (only while a restore's recovery is pending), stopping before the
+    first transaction committed after ``recovery_target`` (a timestamp) if given. Raises
+    ``BadRequest`` for a refused parameter or address and ``EngineError`` for a socket,
+    archive or restore directory PostgreSQL cannot use.
     """
     CATALOG.validate_parameters(spec.parameters)
     settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
@@ -131,6 +137,8 @@ def server_settings(
                 "hot_standby": False,
             }
         )
+        if recovery_target is not None:
+            settings["recovery_target_time"] = recovery_target
     return settings
 
 

@@ -31,6 +31,7 @@ from coffer.engines.postgresql.config import (
     HBA_FILE,
     MAIN_FILE,
     RECOVERY_SIGNAL,
+    RECOVERY_TARGET,
     SETTINGS_FILE,
     render_hba,
     render_settings,
@@ -118,9 +119,14 @@ class PostgresLifecycle:
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
         archive_dir = wal_archive_dir(paths.root)
         restore_dir = restore_wal_dir(paths.root) if _recovery_pending(paths) else None
+        target = _recovery_target(restore_dir) if restore_dir else None
         settings = render_settings(
             server_settings(
-                spec, socket_dir=paths.run_dir, archive_dir=archive_dir, restore_dir=restore_dir
+                spec,
+                socket_dir=paths.run_dir,
+                archive_dir=archive_dir,
+                restore_dir=restore_dir,
+                recovery_target=target,
             )
         )
         hba = render_hba()
@@ -204,6 +210,13 @@ class PostgresLifecycle:
 def _recovery_pending(paths: InstancePaths) -> bool:
     """Whether a restore left WAL to replay that the server has not finished with."""
     return (paths.data_dir / RECOVERY_SIGNAL).is_file() and restore_wal_dir(paths.root).is_dir()
+
+
+def _recovery_target(restore_dir: Path) -> str | None:
+    try:
+        return (restore_dir / RECOVERY_TARGET).read_text(encoding="ascii").strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def _wait_out_recovery(paths: InstancePaths, spec: InstanceSpec) -> None:
