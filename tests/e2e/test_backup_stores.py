@@ -4,12 +4,22 @@ verified, restored and deleted exactly as with the default directory store."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
 from coffer.storage import open_store
 from tests.support.api import delete_instances, wait_instance
-from tests.support.backups import ENGINES, restore, rows, take_backup, wait_verified
+from tests.support.backups import (
+    ENGINES,
+    now_utc,
+    restore,
+    restore_at,
+    rows,
+    take_backup,
+    wait_restorable,
+    wait_verified,
+)
 from tests.support.processes import CofferServer
 from tests.support.swift import SwiftCluster, swift  # noqa: F401
 
@@ -24,7 +34,7 @@ def test_backups_in_swift(
     fresh_server: CofferServer, request: pytest.FixtureRequest, kind: str
 ) -> None:
     cluster: SwiftCluster = request.getfixturevalue("swift")
-    bucket = f"coffer-{kind}-{fresh_server.data_dir.name[-8:].lower().replace('_', '-')}"
+    bucket = f"coffer-{kind}-{uuid.uuid4().hex[:12]}"  # a valid bucket name whatever the run
     config = cluster.swift_config(bucket) if kind == "swift" else cluster.s3_config(bucket)
     fresh_server.env.update(COFFER_BACKUP_STORE=config.model_dump_json())
     server = fresh_server.start()
@@ -46,6 +56,20 @@ def test_backups_in_swift(
             restored = restore(c, engine, f"st-{kind}-restored", backup["id"])
             made.append(restored["id"])
             assert engine.contents(restored) == expected
+
+            # point-in-time recovery: the change log is shipped to the same store
+            engine.write(src, rows(201, 10))
+            time.sleep(0.5)
+            moment = now_utc()
+            at_moment = engine.contents(src)
+            time.sleep(0.5)
+            engine.write(src, rows(211, 10))
+            wait_restorable(c, src["id"], now_utc())
+            logs = f"{backup['project_id']}/{src['id']}/logs/"
+            assert store.list(logs), "the WAL is shipped to the store"
+            then = restore_at(c, engine, f"st-{kind}-pitr", moment, instanceRef=src["id"])
+            made.append(then["id"])
+            assert engine.contents(then) == at_moment
 
             # Trove's backup strategies: this instance's backups go to another container
             other = f"{bucket}-alt"
@@ -81,3 +105,6 @@ def test_backups_in_swift(
         while store.list(prefix) and time.monotonic() < end:
             time.sleep(0.2)
         assert store.list(prefix) == [], "the backup's objects are deleted with it"
+        while store.list(logs) and time.monotonic() < end:
+            time.sleep(0.2)
+        assert store.list(logs) == [], "the shipped log goes with the last full backup"

@@ -7,54 +7,29 @@ Bad requests change nothing."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.api import delete_instances, fault, wait_instance
-from tests.support.backups import ENGINES, Engine, rows, store_dir, take_backup
+from tests.support.backups import (
+    ENGINES,
+    now_utc,
+    parse_time,
+    restore_at,
+    rows,
+    store_dir,
+    take_backup,
+    wait_restorable,
+)
 from tests.support.processes import CofferServer, Credentials
 
 pytestmark = pytest.mark.integration
 
 #: MariaDB's binary log stamps events with whole seconds: moments are kept further apart
 GAP_S = {"postgresql": 0.6, "mariadb": 2.6}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _parse(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def wait_restorable(c: httpx.Client, iid: str, moment: datetime, timeout: float = 60) -> datetime:
-    """Wait until the instance's latest restorable time reaches ``moment``."""
-    end = time.monotonic() + timeout
-    shown: dict[str, Any] = {}
-    while time.monotonic() < end:
-        shown = c.get(f"/instances/{iid}").json()["instance"]
-        latest = shown.get("latest_restorable_time")
-        if latest and _parse(latest) >= moment:
-            return _parse(latest)
-        time.sleep(0.3)
-    raise AssertionError(f"latest restorable time never reached {moment}: {shown}")
-
-
-def restore_at(
-    c: httpx.Client, engine: Engine, name: str, moment: datetime, **ref: str
-) -> dict[str, Any]:
-    body = engine.body(name)
-    body["instance"]["restorePoint"] = {**ref, "restore_time": moment.isoformat()}
-    body["instance"].pop("databases", None)
-    body["instance"].pop("users", None)
-    r = c.post("/instances", json=body)
-    assert r.status_code == 200, r.text
-    return wait_instance(c, r.json()["instance"]["id"], timeout=180)
 
 
 @pytest.mark.parametrize("name", sorted(GAP_S))
@@ -75,17 +50,17 @@ def test_restore_to_a_moment(server: CofferServer, admin: Credentials, name: str
             time.sleep(gap)
             engine.write(src, rows(21, 10))
             time.sleep(gap)
-            middle = _now()
+            middle = now_utc()
             at_middle = engine.contents(src)
             time.sleep(gap)
             engine.write(src, rows(31, 10))
             at_end = engine.contents(src)
-            done = _now()
+            done = now_utc()
 
             latest = wait_restorable(c, src["id"], done)
             shown = c.get(f"/instances/{src['id']}").json()["instance"]
-            assert _parse(shown["earliest_restorable_time"]) <= middle
-            assert _parse(shown["earliest_restorable_time"]) >= _parse(full["created"])
+            assert parse_time(shown["earliest_restorable_time"]) <= middle
+            assert parse_time(shown["earliest_restorable_time"]) >= parse_time(full["created"])
 
             first = restore_at(c, engine, f"pitr-mid-{name}", middle, instanceRef=src["id"])
             made.append(first["id"])
@@ -120,7 +95,7 @@ def test_bad_point_in_time_requests_change_nothing(
             )
             made.append(src["id"])
             pg.write(src, rows(1, 5))
-            before_backup = _now()
+            before_backup = now_utc()
             backup = take_backup(c, src["id"], "pitr-bad-full")
             kv = wait_instance(
                 c, c.post("/instances", json=redis.body("pitr-kv")).json()["instance"]["id"]
@@ -139,7 +114,7 @@ def test_bad_point_in_time_requests_change_nothing(
                 assert r.status_code == status, r.text
                 assert words in fault(r)[2], fault(r)
 
-            soon = (_now() + timedelta(hours=1)).isoformat()
+            soon = (now_utc() + timedelta(hours=1)).isoformat()
             refused(c, {"instanceRef": src["id"]}, 400, "needs restore_time")
             refused(c, {"restore_time": soon}, 400, "needs backupRef")
             refused(
@@ -164,11 +139,11 @@ def test_bad_point_in_time_requests_change_nothing(
             )
             refused(
                 c,
-                {"backupRef": backup["id"], "restore_time": _now().isoformat()},
+                {"backupRef": backup["id"], "restore_time": now_utc().isoformat()},
                 400,
                 "after the latest restorable time",
             )
-            kv_time = _now().isoformat()
+            kv_time = now_utc().isoformat()
             refused(c, {"backupRef": kv_backup["id"], "restore_time": kv_time}, 400, "redis")
             refused(o, {"instanceRef": src["id"], "restore_time": kv_time}, 404, "")
             assert len(c.get("/instances").json()["instances"]) == count

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +182,15 @@ def take_backup(c: httpx.Client, iid: str, name: str, **extra: Any) -> dict[str,
 
 
 def restore(c: httpx.Client, engine: Engine, name: str, backup_id: str) -> dict[str, Any]:
+    return restore_point(c, engine, name, {"backupRef": backup_id})
+
+
+def restore_point(
+    c: httpx.Client, engine: Engine, name: str, point: dict[str, Any]
+) -> dict[str, Any]:
+    """A new instance from ``restorePoint`` ``point``, waited for until ACTIVE."""
     body = engine.body(name)
-    body["instance"]["restorePoint"] = {"backupRef": backup_id}
+    body["instance"]["restorePoint"] = point
     body["instance"].pop("databases", None)
     body["instance"].pop("users", None)
     r = c.post("/instances", json=body)
@@ -192,3 +200,35 @@ def restore(c: httpx.Client, engine: Engine, name: str, backup_id: str) -> dict[
 
 def store_dir(server: CofferServer) -> Path:
     return server.data_dir / "backups"
+
+
+# -- point-in-time recovery ------------------------------------------------------------------
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def wait_restorable(c: httpx.Client, iid: str, moment: datetime, timeout: float = 60) -> datetime:
+    """Wait until the instance's latest restorable time reaches ``moment``."""
+    end = time.monotonic() + timeout
+    shown: dict[str, Any] = {}
+    while time.monotonic() < end:
+        shown = c.get(f"/instances/{iid}").json()["instance"]
+        latest = shown.get("latest_restorable_time")
+        if latest and parse_time(latest) >= moment:
+            return parse_time(latest)
+        time.sleep(0.3)
+    raise AssertionError(f"latest restorable time never reached {moment}: {shown}")
+
+
+def restore_at(
+    c: httpx.Client, engine: Engine, name: str, moment: datetime, **ref: str
+) -> dict[str, Any]:
+    """A new instance with the data of ``ref`` (backupRef or instanceRef) at ``moment``."""
+    return restore_point(c, engine, name, {**ref, "restore_time": moment.isoformat()})
