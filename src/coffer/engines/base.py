@@ -10,6 +10,8 @@
   forward to a point in time from the shipped change log, where the engine has one).
 * ``LogArchive`` — host-side, optional: the files of an instance's change log (WAL,
   binary log) as they become final, which the agent ships for point-in-time recovery.
+* ``Replication`` — host-side, optional: a source keeping changes for its replicas, a
+  replica following its upstream read-only, promotion, and the state of both.
 
 Engines raise ``coffer.errors`` exceptions (``BadRequest`` for duplicates and bad names,
 ``NotFound`` for unknown users/databases, ``NotImplementedByDatastore`` for what the engine
@@ -75,6 +77,11 @@ class Catalog(Protocol):
     incremental_backups: bool
     #: whether the engine has a ``LogArchive`` and restores to a point in time
     point_in_time_recovery: bool
+
+    #: how a new replica gets its data: "backup" — restored from a fresh full backup of
+    #: its source (``Backups``), then following; "engine" — starts empty and the engine
+    #: copies the data itself once it follows; None — the engine has no replicas
+    replica_seed: str | None
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         """The first change-log file a point-in-time restore from a backup with these
@@ -321,6 +328,79 @@ class Recovery:
     logs: LogSource
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """What a replica follows: its source's address and replication account."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    #: what ``Replication.open_source`` returned for this replica (e.g. a slot name)
+    facts: Mapping[str, str] = field(default_factory=dict)
+    #: ``BackupOutcome.positions`` of the backup the replica was restored from ("backup"
+    #: seeding), empty otherwise
+    seed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """An instance's replication role and progress, as the engine reports it."""
+
+    #: "primary" (accepts writes) or "replica" (follows an upstream, read-only)
+    role: str
+    #: a replica is connected to its upstream and receiving changes
+    streaming: bool = False
+    #: how far a replica's applied changes trail its upstream, seconds; None if unknown
+    lag_s: float | None = None
+    #: how far the instance has got in the replication stream, as an integer that grows
+    #: with it (PostgreSQL: the replayed LSN; MariaDB: the GTID sequence number; Redis:
+    #: the replication offset): the most advanced replica has the largest
+    position: int = 0
+    detail: str = ""
+
+
+class Replication(Protocol):
+    """Replication between instances of one engine. Methods run on the host of the
+    instance they name; all are idempotent. Passwords travel in the arguments only: the
+    engine keeps the upstream's password in its own private files (mode 0600, owned by
+    the instance's account), never in the spec.
+    """
+
+    def open_source(
+        self, paths: InstancePaths, spec: InstanceSpec, replica_id: str, user: str, password: str
+    ) -> dict[str, str]:
+        """On the running source: make sure the replication account ``user`` exists with
+        ``password`` (replication rights only, allowed over TCP from anywhere the
+        instance's access allows) and keep what replica ``replica_id`` has not received
+        yet (PostgreSQL: a physical replication slot). Returns the facts the replica's
+        ``Upstream.facts`` carries."""
+        ...
+
+    def close_source(self, paths: InstancePaths, spec: InstanceSpec, replica_id: str) -> None:
+        """On the running source: drop what ``open_source`` kept for ``replica_id``."""
+        ...
+
+    def follow(self, paths: InstancePaths, spec: InstanceSpec, upstream: Upstream) -> bool:
+        """Make the instance a read-only replica of ``upstream`` (re-pointing it if it
+        followed another). Called with the engine stopped (right after a restore) or
+        running. Returns True if the engine must be restarted for it to take effect
+        (the agent restarts it); what it configures survives restarts, and
+        ``bootstrap`` of a replica must not wait for it to stop recovering."""
+        ...
+
+    def promote(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """On the running instance: stop following and accept writes, at once, keeping
+        every change received (PostgreSQL: ``pg_promote``, a new timeline). A primary
+        is left as it is."""
+        ...
+
+    def state(self, paths: InstancePaths, spec: InstanceSpec) -> ReplicaState:
+        """The running instance's role and progress (within ~2 s; ``EngineError`` if
+        the engine cannot be asked)."""
+        ...
+
+
 class AdminFactory(Protocol):
     def __call__(self, paths: InstancePaths, spec: InstanceSpec) -> Admin: ...
 
@@ -333,3 +413,5 @@ class Engine:
     backups: Backups
     #: None when the engine has no change log to archive (then no point-in-time restores)
     logs: LogArchive | None = None
+    #: None when the engine has no replicas
+    replication: Replication | None = None

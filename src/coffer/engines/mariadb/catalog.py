@@ -427,6 +427,7 @@ class MariaDBCatalog:
     #: mariadb-backup takes incrementals by LSN (``coffer.engines.mariadb.backup``)
     incremental_backups: bool = True
     point_in_time_recovery: bool = True
+    replica_seed: str | None = "backup"
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         """A restore from a backup reads the shipped log from its ``binlog_file`` on."""

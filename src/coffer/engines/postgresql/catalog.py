@@ -200,6 +200,7 @@ class PostgresCatalog:
     #: incrementals are the archived WAL since the parent (``engines.postgresql.backup``)
     incremental_backups: bool = True
     point_in_time_recovery: bool = True
+    replica_seed: str | None = "backup"
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         """A restore from a backup reads the shipped log from its ``wal_file`` on."""

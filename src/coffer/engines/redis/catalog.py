@@ -218,6 +218,7 @@ class RedisCatalog:
     #: full RDB snapshots only: Redis has no notion of an incremental snapshot
     incremental_backups: bool = False
     point_in_time_recovery: bool = False
+    replica_seed: str | None = "engine"
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         return None  # no change log
