@@ -36,7 +36,9 @@ def build_runtime(settings: ServerSettings) -> Runtime:
 
 def launch_workflows(rt: Runtime) -> None:
     """Start DBOS (recovering this version's in-flight workflows) and mend orphans."""
-    import coffer.workflows.instances  # noqa: F401  (registers the workflows)
+    # importing the modules registers their workflows
+    import coffer.workflows.instances
+    import coffer.workflows.replicas  # noqa: F401
 
     wf_runtime.install(rt)
     config: DBOSConfig = {

@@ -76,18 +76,22 @@ def delete_instances(
     c: httpx.Client, *, ids: Iterable[str] = (), names: Iterable[str] = (), timeout: float = 120
 ) -> None:
     """Teardown safety net: delete this project's instances that have one of these ids or names,
-    then wait until they are gone. Retries while an instance is busy; idempotent."""
+    then wait until they are gone. Retries while an instance is busy or still has replicas;
+    idempotent."""
     ids, names = set(ids), set(names)
     listed = c.get("/instances")
     assert listed.status_code == 200, listed.text
     doomed = {i["id"] for i in listed.json()["instances"] if i["id"] in ids or i["name"] in names}
     doomed |= {iid for iid in ids if c.get(f"/instances/{iid}").status_code != 404}
     end = time.monotonic() + timeout
-    for iid in doomed:
-        while True:
-            r = c.delete(f"/instances/{iid}")
-            if r.status_code in (202, 404) or time.monotonic() > end:
-                break
+    # in rounds: a source is refused (403) until its replicas are gone, busy ones (422)
+    # until their task ends
+    pending = set(doomed)
+    while pending and time.monotonic() < end:
+        for iid in sorted(pending):
+            if c.delete(f"/instances/{iid}").status_code in (202, 404):
+                pending.discard(iid)
+        if pending:
             time.sleep(0.2)
     for iid in doomed:
         wait_gone(c, iid, timeout=max(1.0, end - time.monotonic()))

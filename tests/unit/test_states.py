@@ -89,6 +89,9 @@ def test_status_is_total_and_known(
         "RESTART_REQUIRED",
         "ERROR",
         "BACKUP",
+        "PROMOTE",
+        "EJECT",
+        "DETACH",
     }
     assert isinstance(o, str)
     assert (s == "BACKUP") == (task is TaskStatus.BACKUP)

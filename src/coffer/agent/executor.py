@@ -15,19 +15,32 @@ from coffer import engines
 from coffer.agent import osusers
 from coffer.agent.backups import restore_chain, take_backup
 from coffer.agent.limits import ResourceLimits
+from coffer.agent.replicas import catch_up, open_source, replication_of, upstream_of
 from coffer.agent.store import InstanceStore
 from coffer.agent.supervisor import EngineSupervisor, terminate
 from coffer.agent.verify import BackupVerifier
 from coffer.agent.volumes import Usage, Volumes
 from coffer.contracts.agent_v1 import AgentCommand, CommandKind
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
-from coffer.engines.base import Admin, Engine, InstancePaths
+from coffer.engines.base import Admin, Engine, InstancePaths, Upstream
 from coffer.engines.host import EngineUser, chown_tree
 from coffer.errors import BadRequest, CofferError, EngineError, NotFound
 
 log = logging.getLogger("coffer.agent.executor")
 
 START_TIMEOUT_S = 120.0
+#: commands that change neither the engine's process nor its files: no need for the lock
+_LOCK_FREE = frozenset(
+    {
+        CommandKind.ADMIN,
+        CommandKind.BACKUP,
+        CommandKind.VERIFY_BACKUP,
+        CommandKind.REPLICATION_OPEN,
+        CommandKind.REPLICATION_CLOSE,
+        CommandKind.FENCE,
+        CommandKind.CATCH_UP,
+    }
+)
 #: bounded in the end by the create task's deadline on the server
 RESTORE_START_TIMEOUT_S = 3600.0
 
@@ -143,9 +156,14 @@ class Executor:
             CommandKind.ADMIN: self._admin,
             CommandKind.BACKUP: self._backup,
             CommandKind.VERIFY_BACKUP: self._verify_backup,
+            CommandKind.REPLICATION_OPEN: self._open_source,
+            CommandKind.REPLICATION_CLOSE: self._close_source,
+            CommandKind.FOLLOW: self._follow,
+            CommandKind.PROMOTE: self._promote,
+            CommandKind.FENCE: self._fence,
+            CommandKind.CATCH_UP: self._catch_up,
         }[cmd.kind]
-        if cmd.kind in (CommandKind.ADMIN, CommandKind.BACKUP, CommandKind.VERIFY_BACKUP):
-            # neither changes the engine's process or files: no need to wait for the lock
+        if cmd.kind in _LOCK_FREE:
             return await handler(spec, cmd.payload)
         lock = self._locks.setdefault(spec.instance_id, asyncio.Lock())
         async with lock:
@@ -188,12 +206,18 @@ class Executor:
                 # refused (e.g. a tampered backup): leave nothing of the instance behind
                 await self._remove_files(spec)
                 raise
+        follow = upstream_of(payload["follow"]) if payload.get("follow") else None
+        if follow is not None and restore:
+            # a replica seeded from a backup follows from its first start
+            await asyncio.to_thread(replication_of(engine, spec).follow, paths, spec, follow)
         await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
         await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
         sup = self._supervisor(spec)
         # a restored engine may replay a long log before it answers
         await sup.start(RESTORE_START_TIMEOUT_S if restore else START_TIMEOUT_S)
         await asyncio.to_thread(engine.lifecycle.bootstrap, paths, spec)
+        if follow is not None and not restore:
+            await self._follow_running(engine, paths, spec, follow)
         dbs = [DatabaseSpec.model_validate(d) for d in payload.get("databases", [])]
         users = [UserSpec.model_validate(u) for u in payload.get("users", [])]
         await asyncio.to_thread(_create_missing, engine.admin(paths, spec), dbs, users)
@@ -320,6 +344,56 @@ class Executor:
 
     async def _verify_backup(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.verifier.verify(self._check_installed(spec), spec, payload)
+
+    # -- replication -----------------------------------------------------------------------
+
+    async def _open_source(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        paths = self.store.paths(spec.instance_id)
+        return await asyncio.to_thread(open_source, self.engine(spec.engine), paths, spec, payload)
+
+    async def _close_source(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        replication = replication_of(self.engine(spec.engine), spec)
+        paths = self.store.paths(spec.instance_id)
+        await asyncio.to_thread(replication.close_source, paths, spec, str(payload["replica_id"]))
+        return {}
+
+    async def _follow(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        sup = self._known(spec)
+        engine = self.engine(spec.engine)
+        paths = self.store.save(spec)
+        sup.spec = spec
+        await self._follow_running(engine, paths, spec, upstream_of(payload["follow"]))
+        return observation(self.supervisors[spec.instance_id])
+
+    async def _follow_running(
+        self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, upstream: Upstream
+    ) -> None:
+        replication = replication_of(engine, spec)
+        if await asyncio.to_thread(replication.follow, paths, spec, upstream):
+            await self.supervisors[spec.instance_id].restart(START_TIMEOUT_S)
+
+    async def _fence(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        replication = replication_of(self.engine(spec.engine), spec)
+        paths = self.store.paths(spec.instance_id)
+        return {"position": await asyncio.to_thread(replication.fence, paths, spec)}
+
+    async def _catch_up(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        replication = replication_of(self.engine(spec.engine), spec)
+        paths = self.store.paths(spec.instance_id)
+        return await asyncio.to_thread(
+            catch_up, replication, paths, spec, int(payload["position"]), payload["timeout_s"]
+        )
+
+    async def _promote(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
+        sup = self._known(spec)
+        replication = replication_of(self.engine(spec.engine), spec)
+        await asyncio.to_thread(replication.promote, self.store.save(spec), spec)
+        sup.spec = spec
+        return observation(self.supervisors[spec.instance_id])
 
 
 def volume_note(used_bytes: int | None, spec: InstanceSpec) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -34,6 +35,7 @@ from coffer.agent.control import ControlClient, NotRegistered
 from coffer.agent.executor import Executor, volume_note
 from coffer.agent.logship import ROUND_S, ArchiveTarget, LogShipping
 from coffer.agent.store import InstanceStore
+from coffer.agent.supervisor import EngineSupervisor
 from coffer.agent.volumes import Usage
 from coffer.contracts.agent_v1 import (
     AgentCommand,
@@ -81,6 +83,8 @@ class Agent:
         self._interval = settings.heartbeat_interval_s
         self._usage: dict[str, int] = {}
         self.shipping = LogShipping()
+        #: instance id → its engine's replication state (``ReplicaState`` as a dict)
+        self._replication: dict[str, dict[str, object]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         asyncio.get_running_loop().set_default_executor(
@@ -99,6 +103,7 @@ class Agent:
                 tg.create_task(self._reporter(), name="reporter"),
                 tg.create_task(self._usage_scanner(), name="usage"),
                 tg.create_task(self._log_shipper(), name="log-shipper"),
+                tg.create_task(self._replication_watch(), name="replication"),
                 tg.create_task(self.executor.warm_up(), name="warm-up"),
             ]
             await stop.wait()
@@ -189,6 +194,7 @@ class Agent:
                         volume_used_bytes=self._usage.get(iid),
                         backup_bytes=self.executor.backup_progress.get(iid),
                         restorable_until=self.shipping.restorable_until(iid),
+                        replication=self._replication.get(iid),
                     )
                     for iid, sup in list(self.executor.supervisors.items())
                 ],
@@ -231,6 +237,36 @@ class Agent:
                 if archive is not None:
                     self.shipping.start_round(iid, archive, self.store.paths(iid), sup.spec)
             await asyncio.sleep(ROUND_S)
+
+    async def _replication_watch(self) -> None:
+        """The replication state of every instance in a replica set, for heartbeats
+        (asked of the engines on a small pool of their own, every heartbeat interval)."""
+        pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coffer-replication")
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                asked = {
+                    iid: sup
+                    for iid, sup in list(self.executor.supervisors.items())
+                    if sup.spec.replication_role and sup.status in _SHIPPING_STATES
+                }
+                for iid in set(self._replication) - set(asked):
+                    del self._replication[iid]
+                for iid, sup in asked.items():
+                    try:
+                        state = await loop.run_in_executor(pool, self._replica_state, iid, sup)
+                    except (OSError, CofferError) as exc:
+                        state = {"role": "unknown", "detail": str(exc)[:300]}
+                    self._replication[iid] = state
+                await asyncio.sleep(self._interval)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _replica_state(self, iid: str, sup: EngineSupervisor) -> dict[str, object]:
+        replication = self.executor.engine(sup.spec.engine).replication
+        if replication is None:
+            return {"role": "unknown", "detail": "the engine has no replication"}
+        return dataclasses.asdict(replication.state(self.store.paths(iid), sup.spec))
 
     async def _usage_scanner(self) -> None:
         """Volume usage for heartbeats, and the read-only guard of nearly full volumes.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,6 +124,13 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
         "addresses": [{"address": address, "type": "private", "network": "coffer"}],
         "port": inst.port,
     }
+    if inst.replica_of_id:
+        out["replica_of"] = {
+            "id": inst.replica_of_id,
+            "links": ctx.links("instances", inst.replica_of_id),
+        }
+    if rec.replicas:
+        out["replicas"] = [{"id": r, "links": ctx.links("instances", r)} for r in rec.replicas]
     if ctx.is_admin:
         out["tenant_id"] = inst.project_id
     if not detail:
@@ -158,6 +166,9 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
             "name": cfg.name,
             "links": ctx.links("configurations", cfg.id),
         }
+    if rec.replication_role and inst.replication_json:
+        # Coffer extension: what the engine reports of its replication
+        out["replication"] = replication_view(json.loads(inst.replication_json))
     if rec.restorable_from is not None and inst.restorable_until is not None:
         # Coffer extension: the window of restorePoint.restore_time
         out["earliest_restorable_time"] = isoformat(rec.restorable_from)
@@ -166,6 +177,16 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
         out["server_id"] = rec.host.id
         out["volume_id"] = inst.id
     return out
+
+
+def replication_view(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "role": state.get("role"),
+        "streaming": state.get("streaming"),
+        "lag_seconds": state.get("lag_s"),
+        "position": state.get("position"),
+        "detail": state.get("detail", ""),
+    }
 
 
 def parameter(v: DatastoreVersion, rule: ParameterRule) -> dict[str, Any]:

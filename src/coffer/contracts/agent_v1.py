@@ -34,6 +34,18 @@ class CommandKind(StrEnum):
     BACKUP = "instance.backup"
     #: restore a backup into a throwaway instance (``spec``), check it, remove it
     VERIFY_BACKUP = "backup.verify"
+    #: on a source: keep what replica ``payload.replica_id`` needs (account, slot)
+    REPLICATION_OPEN = "replication.open_source"
+    #: on a source: drop what was kept for replica ``payload.replica_id``
+    REPLICATION_CLOSE = "replication.close_source"
+    #: make the instance a replica of ``payload.follow`` (re-point it), restarting if needed
+    FOLLOW = "replication.follow"
+    #: stop following and accept writes (on a fenced primary: accept writes again)
+    PROMOTE = "replication.promote"
+    #: refuse every write; the result's ``position`` is the final one
+    FENCE = "replication.fence"
+    #: wait until the replica's position reaches ``payload.position`` (``payload.timeout_s``)
+    CATCH_UP = "replication.catch_up"
 
 
 class RegisterRequest(BaseModel):
@@ -86,6 +98,8 @@ class InstanceObservation(BaseModel):
     backup_bytes: int | None = None
     #: UNIX time up to which the instance's change log is shipped (point-in-time recovery)
     restorable_until: float | None = None
+    #: the engine's replication role and progress (``ReplicaState`` as a dict)
+    replication: dict[str, Any] | None = None
 
 
 class Heartbeat(BaseModel):

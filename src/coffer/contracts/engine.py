@@ -30,6 +30,9 @@ class InstanceSpec(_Frozen):
     #: set by the agent while the volume is nearly full: the engine must refuse writes
     #: (rendered by ``configure``, applied live by ``apply_parameters``)
     read_only: bool = False
+    #: "primary" or "replica" while the instance is in a replica set (the agent then
+    #: reports its replication state), None otherwise
+    replication_role: str | None = None
 
 
 class DatabaseSpec(_Frozen):

@@ -143,6 +143,12 @@ class Instance(Base):
     log_container: Mapped[str | None] = mapped_column(String(255), nullable=True)
     #: the change log is shipped up to this moment (reported by the agent)
     restorable_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: the instance this one replicates (a replica), None for a primary or standalone
+    replica_of_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    #: password of the replication account its replicas log in with, sealed (a source)
+    replication_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: JSON: the replication state the agent last reported (role, streaming, lag, position)
+    replication_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -24,6 +24,12 @@ class TaskStatus(StrEnum):
     UPDATING = "UPDATING"
     #: a backup of the instance is running
     BACKUP = "BACKUP"
+    #: a replica becomes the source of its replica set (planned switchover)
+    PROMOTING = "PROMOTING"
+    #: the lost source of a replica set is replaced by its most advanced replica
+    EJECTING = "EJECTING"
+    #: a replica leaves its replica set and becomes a standalone instance
+    DETACHING = "DETACHING"
     BUILDING_ERROR = "BUILDING_ERROR"
     DELETING_ERROR = "DELETING_ERROR"
 
@@ -65,6 +71,9 @@ _TASK_STATUS = {
     TaskStatus.DELETING: "SHUTDOWN",
     TaskStatus.RESTART_REQUIRED: "RESTART_REQUIRED",
     TaskStatus.UPDATING: "ACTIVE",
+    TaskStatus.PROMOTING: "PROMOTE",
+    TaskStatus.EJECTING: "EJECT",
+    TaskStatus.DETACHING: "DETACH",
 }
 
 _SERVICE_OPERATING = {

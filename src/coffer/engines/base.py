@@ -391,8 +391,16 @@ class Replication(Protocol):
 
     def promote(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """On the running instance: stop following and accept writes, at once, keeping
-        every change received (PostgreSQL: ``pg_promote``, a new timeline). A primary
-        is left as it is."""
+        every change received (PostgreSQL: ``pg_promote``, a new timeline). On a
+        primary it only lifts a ``fence``."""
+        ...
+
+    def fence(self, paths: InstancePaths, spec: InstanceSpec) -> int:
+        """On the running primary: refuse every write from now on (reads go on; sessions
+        that could write are ended), persistently across restarts, and return the final
+        ``ReplicaState.position``: a replica that reached it holds every committed
+        change. Lifted by ``promote``; a ``follow`` that makes it a replica keeps it
+        read-only."""
         ...
 
     def state(self, paths: InstancePaths, spec: InstanceSpec) -> ReplicaState:

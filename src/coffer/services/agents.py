@@ -171,6 +171,8 @@ def _store_observations(
             s.execute(update(Instance).where(Instance.id == row.id).values(**changes))
         if obs.restorable_until is not None:
             log_archives.advance(s, row.id, obs.restorable_until)
+        if obs.replication is not None:
+            _store_replication(s, row.id, obs.replication)
         if obs.backup_bytes is not None and row.task_status == TaskStatus.BACKUP.value:
             s.execute(
                 update(Backup)
@@ -180,6 +182,25 @@ def _store_observations(
                 )
                 .values(progress_bytes=obs.backup_bytes)
             )
+
+
+def _store_replication(s: Session, instance_id: str, state: dict[str, Any]) -> None:
+    """Keep the reported replication state (lag rounded to 0.1 s: a row is rewritten
+    only when what users see of it changed)."""
+    lag = state.get("lag_s")
+    shown = {
+        "role": str(state.get("role", "")),
+        "streaming": bool(state.get("streaming", False)),
+        "lag_s": round(float(lag), 1) if isinstance(lag, int | float) else None,
+        "position": int(state.get("position") or 0),
+        "detail": str(state.get("detail", ""))[:500],
+    }
+    text = json.dumps(shown, sort_keys=True)
+    s.execute(
+        update(Instance)
+        .where(Instance.id == instance_id, Instance.replication_json.is_distinct_from(text))
+        .values(replication_json=text)
+    )
 
 
 def _observed_changes(row: _Stored, obs: InstanceObservation, now: datetime) -> dict[str, Any]:

@@ -26,11 +26,20 @@ from coffer.domain.states import (
     TaskStatus,
 )
 from coffer.errors import BadRequest
-from coffer.services import backups, catalog, configurations, placement, quotas, records
+from coffer.services import (
+    backups,
+    catalog,
+    configurations,
+    placement,
+    quotas,
+    records,
+    replicas,
+)
 from coffer.services.auth import Principal
 from coffer.services.claims import claim
 from coffer.services.runtime import Runtime
 from coffer.workflows import instances as wf
+from coffer.workflows import replicas as replica_wf
 
 _HAS_ALNUM = re.compile(r"[A-Za-z0-9]")
 
@@ -107,16 +116,23 @@ def _initial_objects(engine_name: str, body: InstanceCreate) -> CreateExtras:
 
 
 def _refuse_unsupported(body: InstanceCreate) -> None:
-    if body.replica_of or body.replica_count:
-        raise BadRequest("replicas are not supported by this Coffer version yet")
+    if body.replica_count is not None and not body.replica_of:
+        raise BadRequest("replica_count is only valid together with replica_of")
     if body.locality:
         raise BadRequest("locality is not supported: Coffer places instances by capacity")
 
 
 def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.InstanceRecord:
-    """Validate, check quota, place and insert the instance, then start its workflow."""
-    name = validate_name(body.name)
+    """Validate, check quota, place and insert the instance, then start its workflow
+    (with ``replica_of``: the replicas, see ``replicas.create``; the first is returned)."""
     _refuse_unsupported(body)
+    if body.replica_of:
+        made = replicas.create(rt, project_id, body)
+        for replica_id in made:
+            replica_wf.start_create_replica(replica_id)
+        with rt.sessions() as s:
+            return records.load(s, made[0], project_id)
+    name = validate_name(body.name)
     if body.flavorRef is None:
         raise BadRequest("Validation error: instance['flavorRef'] is required")
     size = volume_size(body.volume, rt.settings.max_volume_gb)
@@ -200,7 +216,10 @@ def rename(rt: Runtime, project_id: str | None, instance_id: str, body: Instance
     if len(others) > 1:
         raise BadRequest("Only one attribute (except 'name') is allowed to update.")
     if "replica_of" in others or "slave_of" in others:
-        raise BadRequest(f"Instance {instance_id} is not a replica.")
+        if body.name is not None:
+            raise BadRequest("rename and detach in two requests")
+        replica_wf.start_detach(replicas.detach(rt, project_id, instance_id), instance_id)
+        return
     if "datastore_version" in others:
         raise BadRequest("datastore version upgrades are not supported by this Coffer version yet")
     with rt.sessions.begin() as s:
@@ -216,7 +235,7 @@ def rename(rt: Runtime, project_id: str | None, instance_id: str, body: Instance
 def delete(rt: Runtime, project_id: str | None, instance_id: str) -> None:
     workflow_id = f"delete-{instance_id}-{uuid.uuid4().hex[:8]}"
     with rt.sessions.begin() as s:
-        records.load(s, instance_id, project_id)
+        replicas.check_deletable(s, records.load(s, instance_id, project_id).instance)
         claim(
             s,
             instance_id,
@@ -256,8 +275,10 @@ def act(
     elif action == "reset_status":
         principal.require_admin()
         _reset_status(rt, project_id, instance_id)
+    elif action == "promote_to_replica_source":
+        replica_wf.start_promote(replicas.promote(rt, project_id, instance_id), instance_id)
     else:
-        raise BadRequest(f"{action} needs replication, which this Coffer version does not have yet")
+        replica_wf.start_eject(replicas.eject(rt, project_id, instance_id), instance_id)
 
 
 def _restart(rt: Runtime, project_id: str | None, instance_id: str) -> None:

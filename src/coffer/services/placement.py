@@ -30,8 +30,12 @@ def host_engines(host: Host) -> dict[str, list[str]]:
     return data if isinstance(data, dict) else {}
 
 
-def choose_host(s: Session, engine: str, version: str, expiry: timedelta) -> Host:
-    """A live host, preferring one with the engine version installed, then the emptiest.
+def choose_host(
+    s: Session, engine: str, version: str, expiry: timedelta, *, avoid: str | None = None
+) -> Host:
+    """A live host, preferring one with the engine version installed, then one other than
+    ``avoid`` (a replica's source: a replica set should survive the loss of a host), then
+    the emptiest.
 
     A host without the engine is still chosen when no other is live, so the create fails
     with a fault naming what is missing instead of waiting for a host that never comes.
@@ -45,9 +49,9 @@ def choose_host(s: Session, engine: str, version: str, expiry: timedelta) -> Hos
     def load(host: Host) -> int:
         return len(s.scalars(select(PortLease.port).where(PortLease.host_id == host.id)).all())
 
-    def rank(host: Host) -> tuple[int, int]:
+    def rank(host: Host) -> tuple[int, int, int]:
         has_engine = version in host_engines(host).get(engine, [])
-        return (0 if has_engine else 1, load(host))
+        return (0 if has_engine else 1, 1 if host.id == avoid else 0, load(host))
 
     return min(hosts, key=rank)
 

@@ -26,6 +26,15 @@ class InstanceRecord:
     configuration: Configuration | None = None
     #: the earliest moment a point-in-time restore reaches (loaded for one instance only)
     restorable_from: datetime | None = None
+    #: ids of the live instances replicating this one
+    replicas: tuple[str, ...] = ()
+
+    @property
+    def replication_role(self) -> str | None:
+        """ "replica", "primary" (it has replicas) or None (standalone)."""
+        if self.instance.replica_of_id:
+            return "replica"
+        return "primary" if self.replicas else None
 
 
 def _query() -> Select[Instance, Flavor, DatastoreVersion, Datastore, Host, Configuration]:
@@ -49,14 +58,37 @@ def load(s: Session, instance_id: str, project_id: str | None) -> InstanceRecord
     if row is None:
         raise NotFound(f"Instance {instance_id} could not be found.")
     earliest = log_archives.restorable_from(s, row[0])
-    return InstanceRecord(row[0], row[1], row[2], row[3], row[4], row[5], earliest)
+    replicas = tuple(replicas_of(s, [instance_id]).get(instance_id, ()))
+    return InstanceRecord(row[0], row[1], row[2], row[3], row[4], row[5], earliest, replicas)
 
 
 def load_many(s: Session, project_id: str | None) -> list[InstanceRecord]:
     q = _query().order_by(Instance.created.desc(), Instance.id)
     if project_id is not None:
         q = q.where(Instance.project_id == project_id)
-    return [InstanceRecord(r[0], r[1], r[2], r[3], r[4], r[5]) for r in s.execute(q).all()]
+    rows = s.execute(q).all()
+    replicas = replicas_of(s, [r[0].id for r in rows])
+    return [
+        InstanceRecord(
+            r[0], r[1], r[2], r[3], r[4], r[5], replicas=tuple(replicas.get(r[0].id, ()))
+        )
+        for r in rows
+    ]
+
+
+def replicas_of(s: Session, instance_ids: list[str]) -> dict[str, list[str]]:
+    """Source id → ids of its live replicas (oldest first), for the given sources."""
+    out: dict[str, list[str]] = {}
+    if not instance_ids:
+        return out
+    rows = s.execute(
+        select(Instance.replica_of_id, Instance.id)
+        .where(Instance.replica_of_id.in_(instance_ids), Instance.deleted.is_(False))
+        .order_by(Instance.created, Instance.id)
+    ).all()
+    for source, replica in rows:
+        out.setdefault(str(source), []).append(replica)
+    return out
 
 
 def spec_of(
@@ -80,4 +112,5 @@ def spec_of(
         parameters=json.loads(rec.instance.parameters_json or "{}")
         if parameters is None
         else parameters,
+        replication_role=rec.replication_role,
     )

@@ -13,8 +13,10 @@ import json
 from dbos import DBOS, SetWorkflowID
 
 from coffer.contracts.agent_v1 import CommandKind
+from coffer.db.models import Instance
 from coffer.domain.states import TaskStatus
 from coffer.workflows.backups import prune_logs
+from coffer.workflows.runtime import current
 from coffer.workflows.steps import (
     await_command,
     describe,
@@ -47,6 +49,7 @@ def delete_instance(wid: str, instance_id: str) -> None:
     try:
         send_command(cid, instance_id, CommandKind.DELETE.value, {})
         await_command(cid, instance_id)
+        release_source(wid, instance_id)
         mark_deleted(instance_id, wid)
         prune_logs(instance_id)
     except Exception as exc:
@@ -54,6 +57,30 @@ def delete_instance(wid: str, instance_id: str) -> None:
         fail_task(
             instance_id, wid, TaskStatus.DELETING_ERROR.value, f"delete failed: {message}", details
         )
+
+
+def release_source(wid: str, instance_id: str) -> None:
+    """A deleted replica's source drops what it kept for it (e.g. a replication slot,
+    which would otherwise hold WAL forever); a failure is logged, not fatal."""
+    source_id = source_of(instance_id)
+    if source_id is None:
+        return
+    cid = f"{wid}:release-source"
+    try:
+        send_command(
+            cid, source_id, CommandKind.REPLICATION_CLOSE.value, {"replica_id": instance_id}
+        )
+        await_command(cid, instance_id)
+    except Exception as exc:
+        DBOS.logger.warning("source %s kept what it held for %s: %s", source_id, instance_id, exc)
+
+
+@DBOS.step()
+def source_of(instance_id: str) -> str | None:
+    rt = current()
+    with rt.sessions() as s:
+        inst = s.get(Instance, instance_id)
+        return inst.replica_of_id if inst is not None else None
 
 
 @DBOS.workflow(name="instance.restart")
