@@ -2,7 +2,9 @@
 ``lifecycle`` (files and processes on the host), ``admin`` (users, databases, grants,
 root), ``backup`` (physical backups with mariadb-backup), ``binlog`` (the binary log
 shipped for point-in-time recovery, and the roll forward of a restore with it: a target
-time T applies every transaction whose commit began at or before T's whole second, UTC).
+time T applies every transaction whose commit began at or before T's whole second, UTC),
+``replication`` (GTID replicas seeded from a backup, promotion; ``gtid`` parses
+positions).
 
 Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
 importing ``coffer.engines.mariadb.catalog`` in the control plane pulls in no PyMySQL.
@@ -28,6 +30,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.mariadb.binlog import MariaDBLogArchive
     from coffer.engines.mariadb.catalog import CATALOG
     from coffer.engines.mariadb.lifecycle import MariaDBLifecycle
+    from coffer.engines.mariadb.replication import MariaDBReplication
 
     lifecycle = MariaDBLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
     return Engine(
@@ -36,4 +39,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         admin=MariaDBAdmin,
         backups=MariaDBBackups(),
         logs=MariaDBLogArchive(),
+        replication=MariaDBReplication(),
     )

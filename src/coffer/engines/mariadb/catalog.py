@@ -5,7 +5,8 @@ Name rule (databases and users)
     (MariaDB's own limits). Names are used exactly as given and always quoted, so
     ``Shop`` and ``shop`` differ. Refused: MariaDB's own schemas (``mysql``,
     ``information_schema``, ``performance_schema``, ``sys``) and accounts (``root``,
-    ``mariadb.sys``, ``mysql``, ``PUBLIC``), Coffer's names (``coffer_admin``) and SQL
+    ``mariadb.sys``, ``mysql``, ``PUBLIC``), Coffer's names (``coffer_admin``, and
+    ``coffer_replicator``, the replication account of ``replication``) and SQL
     account keywords (``current_user``, ``current_role``, ``none``). Reserved names are
     compared case-insensitively. ``_`` is a wildcard in MariaDB's database grants; the
     engine escapes it, so granting ``my_db`` never reaches ``myXdb``.
@@ -55,6 +56,7 @@ __all__ = [
     "MEMORY_BUDGET_PERCENT",
     "NAME_PATTERN",
     "PARAMETER_RULES",
+    "REPLICATION_USER",
     "ROOT_HOST",
     "ROOT_USER",
     "SERVER_BASE_BYTES",
@@ -81,6 +83,9 @@ INTERNAL_ADMIN_HOST = "localhost"
 #: The account the root API enables and disables: ``root@%``, password-authenticated.
 ROOT_USER = "root"
 ROOT_HOST = "%"
+#: The account replicas log in to their source with (``replication``): REPLICATION SLAVE
+#: only, from ``%``; reserved, so no tenant can own, see, rename or delete it.
+REPLICATION_USER = "coffer_replicator"
 #: Schemas every server has; never listed, created or dropped through the API.
 SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
 #: Accounts and roles MariaDB itself owns; never listed through the API.
@@ -91,6 +96,7 @@ _RESERVED_USERS = frozenset(
     {
         *(user.lower() for user in SYSTEM_USERS),
         "coffer_admin",
+        REPLICATION_USER,
         "current_user",
         "current_role",
         "none",
@@ -325,6 +331,8 @@ _MANAGED_PARAMETERS = frozenset(
         "symbolic_links",
         "secure_file_priv",
         "gtid_domain_id",
+        "log_slave_updates",
+        "relay_log",
     }
 )
 #: Settings that load code, run SQL as the server or name files on the host.
@@ -352,7 +360,6 @@ _UNSAFE_PARAMETERS = frozenset(
         "ssl_crlpath",
         "local_infile",
         "relay_log",
-        "relay_log_index",
         "log_tc",
         "aria_log_dir_path",
         "innodb_undo_directory",

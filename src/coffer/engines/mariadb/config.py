@@ -28,7 +28,14 @@ closed, so on a small volume a 1 GiB file would outgrow the volume first. With r
 logging
 ``log_bin_trust_function_creators`` is safe, and it lets tenants without SUPER create
 functions and triggers. ``server_id`` is derived from the instance id, so every clone
-of the template has its own; a GTID domain is the replication issue's business.
+of the template (and every replica restored from another instance's backup) has its own.
+
+Replication (``replication`` module): every instance may become a source or a replica,
+so all share GTID domain 0 and log what they replicate (``log_slave_updates``: a
+promoted replica's binary log then holds the changes its fellow replicas re-pointed to
+it by GTID still need); relay logs are named ``relay-bin`` in the data directory (not
+after the host name). A replica (``server_settings``' ``replica``) is ``read_only``: its
+tenants, who never hold SUPER or READ ONLY ADMIN, cannot write.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ __all__ = [
     "CONFIG_FILE",
     "MAX_SOCKET_PATH_BYTES",
     "PID_FILE",
+    "RELAY_LOG_BASENAME",
     "SLOW_LOG_FILE",
     "SOCKET_FILE",
     "SettingValue",
@@ -68,6 +76,7 @@ SOCKET_FILE = "mariadbd.sock"
 PID_FILE = "mariadbd.pid"
 SLOW_LOG_FILE = "slow.log"
 BINLOG_BASENAME = "mariadb-bin"
+RELAY_LOG_BASENAME = "relay-bin"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; MariaDB refuses longer socket paths.
 MAX_SOCKET_PATH_BYTES = 107
 #: Binary logs older than this are purged (point-in-time recovery reaches this far back).
@@ -135,9 +144,13 @@ def base_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
     return settings
 
 
-def server_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
+def server_settings(
+    spec: InstanceSpec, paths: InstancePaths, *, replica: bool = False
+) -> dict[str, SettingValue]:
     """Every setting of ``my.cnf``: defaults, then ``spec.parameters``, then the settings
-    Coffer manages (which parameters may not override).
+    Coffer manages (which parameters may not override). ``replica``: the instance follows
+    an upstream (or is a fenced primary), so it is read-only whatever ``spec.read_only``
+    says.
 
     Raises ``BadRequest`` for a refused parameter or address and ``EngineError`` for
     instance paths MariaDB cannot use.
@@ -145,7 +158,7 @@ def server_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Setti
     CATALOG.validate_parameters(spec.parameters)
     settings = base_settings(spec)
     settings.update(spec.parameters)
-    settings.update(_managed_settings(spec, paths))
+    settings.update(_managed_settings(spec, paths, replica=replica))
     return settings
 
 
@@ -164,7 +177,9 @@ def _follow(
         settings[companion] = value
 
 
-def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
+def _managed_settings(
+    spec: InstanceSpec, paths: InstancePaths, *, replica: bool
+) -> dict[str, SettingValue]:
     _check_port(spec.port)
     for path in (paths.data_dir, paths.run_dir):
         _check_path(path)
@@ -191,8 +206,11 @@ def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Set
         "binlog_expire_logs_seconds": BINLOG_EXPIRE_S,
         "max_binlog_size": binlog_file_bytes(spec.volume_gb),
         "log_bin_trust_function_creators": True,
-        # the agent's volume guard: tenants hold no privilege that overrides read_only
-        "read_only": spec.read_only,
+        "log_slave_updates": True,
+        "relay_log": RELAY_LOG_BASENAME,
+        # the agent's volume guard, and replicas: tenants hold no privilege that
+        # overrides read_only
+        "read_only": spec.read_only or replica,
     }
 
 

@@ -68,6 +68,14 @@ class Session:
             rows: list[Row] = list(cursor.fetchall())
         return rows
 
+    def execute_named(self, sql: str) -> list[dict[str, Any]]:
+        """Every row of the result as ``{column: value}`` (for ``SHOW`` statements whose
+        columns are known by name)."""
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql)
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     def close(self) -> None:
         self._connection.close()
 

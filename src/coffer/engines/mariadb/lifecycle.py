@@ -12,6 +12,11 @@ removes the directory; ``bootstrap`` (and every backup, at its start) makes
 
 A point-in-time restore leaves ``<root>/restore_binlog`` (``binlog`` module); the first
 ``bootstrap`` applies it before anything else, once.
+
+A replica (``replication`` module) is marked by ``<root>/replica.json``, a fenced
+primary by ``<root>/fenced``: ``configure`` renders either ``read_only`` and
+``apply_parameters`` keeps it so; ``bootstrap`` starts
+following the upstream a ``follow`` on the stopped engine recorded.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from coffer.engines.mariadb.config import (
     server_settings,
 )
 from coffer.engines.mariadb.connection import Session, connect, describe, translate_errors
+from coffer.engines.mariadb.replication import apply_pending_follow, kept_read_only
 from coffer.engines.mariadb.template import clone_template, ensure_template
 from coffer.engines.templates import exclusive_lock
 from coffer.errors import BadRequest, EngineError
@@ -147,7 +153,8 @@ class MariaDBLifecycle:
         runs one operation per instance at a time)."""
         if not (paths.data_dir / "mysql").is_dir():
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
-        text = render_settings(server_settings(spec, paths))
+        settings = server_settings(spec, paths, replica=kept_read_only(paths))
+        text = render_settings(settings)
         write_private_file(config_path(paths), text, EngineUser.lookup(paths.os_user))
         remove_backup_scratch(paths)
 
@@ -188,9 +195,15 @@ class MariaDBLifecycle:
         ``<root>/restore_binlog``, applied once) comes first, so that nothing the log
         replays outlives the account reset. It blocks for the apply, and an apply that
         was interrupted is refused with ``EngineError`` (restore again) rather than run
-        twice."""
+        twice.
+
+        The account fixes stay out of the binary log (every instance makes its own).
+        Last, a replica restored with ``follow`` on the stopped engine starts following
+        (``replication.apply_pending_follow``: ``EngineError`` if the upstream refuses
+        it); this does not wait for it to catch up."""
         roll_forward(paths, binlog_tool=self._binlog_tool, client=self._client)
         with translate_errors("bootstrap"), connect(paths) as session:
+            session.execute("SET SESSION sql_log_bin = 0")
             for (host,) in session.execute(q.ACCOUNTS_NAMED, ("",)):
                 session.execute(*q.drop_user("", host))
             for (host,) in session.execute(q.ACCOUNTS_NAMED, (ROOT_USER,)):
@@ -200,11 +213,14 @@ class MariaDBLifecycle:
                 session.execute(f"DELETE {_ANONYMOUS_GRANTS}")
                 session.execute("FLUSH PRIVILEGES")
         reset_admin_login(paths)
+        apply_pending_follow(paths, spec)
 
     def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """``SET GLOBAL`` every dynamic parameter: its value in ``spec.parameters``, else
         Coffer's default for it (``config.base_settings``), else MariaDB's ``DEFAULT``.
-        Restart-required ones take effect at the next start (``configure`` wrote them)."""
+        Restart-required ones take effect at the next start (``configure`` wrote them).
+        ``read_only`` follows ``spec.read_only``, and stays on for a replica or a fenced
+        primary."""
         CATALOG.validate_parameters(spec.parameters)
         base = base_settings(spec)
         with translate_errors("applying parameters"), connect(paths) as session:
@@ -212,7 +228,8 @@ class MariaDBLifecycle:
                 if rule.restart_required:
                     continue
                 _set_global(session, rule.name, rule.type, spec.parameters.get(rule.name), base)
-            session.execute(f"SET GLOBAL read_only = {'ON' if spec.read_only else 'OFF'}")
+            read_only = spec.read_only or kept_read_only(paths)
+            session.execute(f"SET GLOBAL read_only = {'ON' if read_only else 'OFF'}")
 
     def _check_installed(self, version: str) -> None:
         if version not in CATALOG.versions:

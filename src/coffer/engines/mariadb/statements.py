@@ -17,6 +17,7 @@ import hashlib
 import re
 
 from coffer.contracts.engine import DatabaseSpec
+from coffer.engines.mariadb.catalog import REPLICATION_USER
 
 __all__ = [
     "ACCOUNTS_NAMED",
@@ -63,10 +64,12 @@ DATABASE_EXISTS = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME =
 USER_EXISTS = "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s"
 #: params: user. Rows: host, of every account with that name.
 ACCOUNTS_NAMED = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N'"
-#: Rows: user, host, of accounts that are not roles, not anonymous, not MariaDB's own.
+#: Rows: user, host, of accounts that are not roles, not anonymous, not MariaDB's own,
+#: not the replication account.
 LIST_USERS = (
     "SELECT User, Host FROM mysql.user"
-    " WHERE is_role = 'N' AND User <> '' AND User NOT IN ('root', 'mariadb.sys', 'mysql')"
+    " WHERE is_role = 'N' AND User <> ''"
+    f" AND User NOT IN ('root', 'mariadb.sys', 'mysql', '{REPLICATION_USER}')"
     " ORDER BY User, Host"
 )
 #: Rows: user, host, database grant pattern.
