@@ -494,6 +494,27 @@ class CofferClient:
         """Admin: clear the task status of a stuck or failed instance."""
         self._action(instance_id, {"reset_status": {}})
 
+    def create_replica(self, name: str, source: str, *, count: int = 1) -> JSONObject:
+        """Ask for ``count`` replicas of instance ``source``; returns the first one's view
+        (they take the source's datastore, flavor, volume size and configuration)."""
+        body: JSONObject = {"name": name, "replica_of": source}
+        if count != 1:
+            body["replica_count"] = count
+        reply = self.request("POST", "/instances", body={"instance": body})
+        return _object(reply, "instance", "/instances")
+
+    def promote_replica(self, instance_id: str) -> None:
+        """Planned switchover: the replica becomes its set's source, losing no write."""
+        self._action(instance_id, {"promote_to_replica_source": {}})
+
+    def eject_replica_source(self, instance_id: str) -> None:
+        """The source is lost: its most advanced replica takes over."""
+        self._action(instance_id, {"eject_replica_source": {}})
+
+    def detach_replica(self, instance_id: str) -> None:
+        """The replica leaves its set and becomes a standalone, writable instance."""
+        self.request("PUT", _instance_path(instance_id), body={"instance": {"replica_of": None}})
+
     def _action(self, instance_id: str, body: JSONObject) -> None:
         self.request("POST", f"{_instance_path(instance_id)}/action", body=body)
 

@@ -64,6 +64,13 @@ def instance_fields(view: JSONObject) -> list[tuple[str, Any]]:
     if target is not None and fmt is not None:
         fields.append(("url", fmt.url(target)))
     fields += [("created", view.get("created")), ("updated", view.get("updated"))]
+    if isinstance(view.get("replica_of"), dict):
+        fields.append(("replica_of", view["replica_of"].get("id")))
+    if view.get("replicas"):
+        fields.append(("replicas", ", ".join(str(r.get("id")) for r in view["replicas"])))
+    replication = view.get("replication")
+    if isinstance(replication, dict) and replication.get("role") == "replica":
+        fields.append(("replication_lag_s", replication.get("lag_seconds")))
     if view.get("latest_restorable_time"):
         fields.append(("restorable_from", view.get("earliest_restorable_time")))
         fields.append(("restorable_until", view.get("latest_restorable_time")))
@@ -313,6 +320,93 @@ def reset_status(
         instance,
         doing="resetting the status of",
         act=lambda client, i: client.reset_instance_status(i),
+        wait=wait,
+        timeout=timeout,
+        json_output=json_output,
+    )
+
+
+@app.command("replicate")
+def replicate(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Instance id or name.")],
+    name: Annotated[str, typer.Argument(help="Name of the new replica.")],
+    count: Annotated[int, typer.Option(min=1, max=3, help="How many replicas (1-3).")] = 1,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Create read-only replicas that follow an instance."""
+    state = current(ctx, json_output=json_output)
+    origin = resolve_instance(state, source)
+    view = state.client().create_replica(name, str(origin["id"]), count=count)
+    if not wait:
+        if state.json_output:
+            emit_json({"instance": view})
+        else:
+            print_fields(state, instance_fields(view))
+            print_note(state, f"replicating {_label(origin)} into {_label(view)}")
+        return
+    ready = wait_for(
+        state, str(view["id"]), until=WaitUntil.READY, timeout=timeout, label=_label(view)
+    )
+    print_ready(state, ready)
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    instance: InstanceArg,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Make a replica the source of its set (planned switchover, no write lost)."""
+    _act(
+        ctx,
+        instance,
+        doing="promoting",
+        act=lambda client, i: client.promote_replica(i),
+        wait=wait,
+        timeout=timeout,
+        json_output=json_output,
+    )
+
+
+@app.command("eject")
+def eject(
+    ctx: typer.Context,
+    instance: InstanceArg,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Replace a lost source with its most advanced replica."""
+    _act(
+        ctx,
+        instance,
+        doing="ejecting",
+        act=lambda client, i: client.eject_replica_source(i),
+        wait=wait,
+        timeout=timeout,
+        json_output=json_output,
+    )
+
+
+@app.command("detach")
+def detach(
+    ctx: typer.Context,
+    instance: InstanceArg,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Detach a replica from its source: it becomes a standalone, writable instance."""
+    _act(
+        ctx,
+        instance,
+        doing="detaching",
+        act=lambda client, i: client.detach_replica(i),
         wait=wait,
         timeout=timeout,
         json_output=json_output,

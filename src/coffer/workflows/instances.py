@@ -62,21 +62,20 @@ def delete_instance(wid: str, instance_id: str) -> None:
 def release_source(wid: str, instance_id: str) -> None:
     """A deleted replica's source drops what it kept for it (e.g. a replication slot,
     which would otherwise hold WAL forever); a failure is logged, not fatal."""
-    source_id = source_of(instance_id)
+    source_id = replica_source(instance_id)
     if source_id is None:
         return
     cid = f"{wid}:release-source"
     try:
-        send_command(
-            cid, source_id, CommandKind.REPLICATION_CLOSE.value, {"replica_id": instance_id}
-        )
+        args = {"replica_id": instance_id}
+        send_command(cid, source_id, CommandKind.REPLICATION_CLOSE.value, {}, args=args)
         await_command(cid, instance_id)
     except Exception as exc:
         DBOS.logger.warning("source %s kept what it held for %s: %s", source_id, instance_id, exc)
 
 
 @DBOS.step()
-def source_of(instance_id: str) -> str | None:
+def replica_source(instance_id: str) -> str | None:
     rt = current()
     with rt.sessions() as s:
         inst = s.get(Instance, instance_id)

@@ -213,9 +213,8 @@ def detach_replica(workflow_id: str, replica_id: str) -> None:
         source_id = leave_set(replica_id)
         if source_id is not None:
             closed = f"{workflow_id}:close-source"
-            send_command(
-                closed, source_id, CommandKind.REPLICATION_CLOSE.value, {"replica_id": replica_id}
-            )
+            args = {"replica_id": replica_id}
+            send_command(closed, source_id, CommandKind.REPLICATION_CLOSE.value, {}, args=args)
             try:
                 await_command(closed, replica_id)
             except Exception as exc:  # the replica is detached; a leftover slot is logged
@@ -259,7 +258,7 @@ def promote_replica(workflow_id: str, candidate_id: str) -> None:
         final = int(await_command(fenced, candidate_id)["position"])
         caught = f"{workflow_id}:catch-up"
         wait = {"position": final, "timeout_s": CATCH_UP_TIMEOUT_S}
-        send_command(caught, candidate_id, CommandKind.CATCH_UP.value, wait)
+        send_command(caught, candidate_id, CommandKind.CATCH_UP.value, {}, args=wait)
         await_command(caught, candidate_id)
     except Exception as exc:
         message, details = describe(exc)

@@ -26,9 +26,16 @@ from coffer.workflows.runtime import current
 
 @DBOS.step()
 def send_command(
-    command_id: str, instance_id: str, kind: str, extra: dict[str, Any], sealed_extra: str = ""
+    command_id: str,
+    instance_id: str,
+    kind: str,
+    extra: dict[str, Any],
+    sealed_extra: str = "",
+    args: dict[str, Any] | None = None,
 ) -> None:
-    """Queue ``kind`` for the instance's host with its current spec (plus ``extra``)."""
+    """Queue ``kind`` for the instance's host with its current spec (``extra`` overriding
+    its flavor, volume or parameters), plus ``args`` and the sealed ``sealed_extra``
+    (for secrets) in the payload."""
     rt = current()
     with rt.sessions() as s:
         rec = records.load(s, instance_id, None)
@@ -37,7 +44,7 @@ def send_command(
             rec, flavor=flavor, volume_gb=extra.get("volume_gb"), parameters=extra.get("parameters")
         )
         host_id = rec.host.id
-    payload: dict[str, Any] = {"spec": spec.model_dump()}
+    payload: dict[str, Any] = {"spec": spec.model_dump(), **(args or {})}
     if sealed_extra:
         payload.update(json.loads(rt.sealer.open(sealed_extra)))
     CommandBus(rt).submit(
