@@ -1,6 +1,7 @@
 """The PostgreSQL engine: ``catalog`` (pure), ``config`` (pure rendering), ``lifecycle``
 (files and processes on the host), ``admin`` (users, databases, grants, root),
-``backup`` (physical backups and restores).
+``backup`` (physical backups and restores), ``walarchive`` (WAL shipping),
+``replication`` (streaming replicas, promotion, ``rewind`` of a former primary).
 
 Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
 importing ``coffer.engines.postgresql.catalog`` in the control plane pulls in no psycopg.
@@ -25,6 +26,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.postgresql.backup import PostgresBackups
     from coffer.engines.postgresql.catalog import CATALOG
     from coffer.engines.postgresql.lifecycle import PostgresLifecycle
+    from coffer.engines.postgresql.replication import PostgresReplication
     from coffer.engines.postgresql.walarchive import PostgresLogArchive
 
     lifecycle = PostgresLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
@@ -34,4 +36,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         admin=PostgresAdmin,
         backups=PostgresBackups(lifecycle),
         logs=PostgresLogArchive(),
+        replication=PostgresReplication(lifecycle),
     )

@@ -25,6 +25,7 @@ from coffer.engines.postgresql import statements as q
 from coffer.engines.postgresql.catalog import (
     CATALOG,
     INTERNAL_SUPERUSER,
+    REPLICATION_USER,
     ROOT_USER,
     SYSTEM_DATABASES,
     check_host,
@@ -34,7 +35,7 @@ from coffer.errors import BadRequest, NotFound
 
 __all__ = ["PostgresAdmin"]
 
-_HIDDEN_USERS = [INTERNAL_SUPERUSER, ROOT_USER]
+_HIDDEN_USERS = [INTERNAL_SUPERUSER, ROOT_USER, REPLICATION_USER]
 _HIDDEN_DATABASES = list(SYSTEM_DATABASES)
 _ROOT_PASSWORD_BYTES = 24
 
@@ -90,7 +91,8 @@ class PostgresAdmin:
     # users -------------------------------------------------------------------------
 
     def list_users(self) -> list[UserView]:
-        """Roles that can log in, except the internal superuser and root."""
+        """Roles that can log in, except the internal superuser, root and the
+        replication role."""
         params = {"hidden_users": _HIDDEN_USERS, "hidden_databases": _HIDDEN_DATABASES}
         with self._session("listing users") as conn:
             rows = conn.execute(q.LIST_USERS, params).fetchall()

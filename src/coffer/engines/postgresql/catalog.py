@@ -5,8 +5,9 @@ Name rule (databases and users)
     exactly as given (Coffer always quotes identifiers, so ``Shop`` and ``shop`` differ).
     Refused: the ``pg_`` prefix (PostgreSQL reserves it for system roles), the engine's
     own databases (``postgres``, ``template0``, ``template1``), the internal superuser
-    ``postgres``, ``root`` (owned by the root API) and SQL role keywords such as
-    ``public``. Reserved names are compared case-insensitively.
+    ``postgres``, the replication role ``coffer_replicator``, ``root`` (owned by the root
+    API) and SQL role keywords such as ``public``. Reserved names are compared
+    case-insensitively.
 
 Users
     PostgreSQL has no per-host users, so ``host`` must be ``"%"``; a password is required
@@ -34,6 +35,7 @@ __all__ = [
     "INTERNAL_SUPERUSER",
     "MAX_IDENTIFIER_BYTES",
     "NAME_PATTERN",
+    "REPLICATION_USER",
     "ROOT_USER",
     "SYSTEM_DATABASES",
     "PostgresCatalog",
@@ -46,6 +48,9 @@ MAX_IDENTIFIER_BYTES = 63
 INTERNAL_SUPERUSER = "postgres"
 #: the role the root API enables and disables.
 ROOT_USER = "root"
+#: the role replicas stream from their source with (``replication``); ``pg_hba.conf``
+#: always lets it open replication connections over TCP (scram-sha-256).
+REPLICATION_USER = "coffer_replicator"
 #: databases every cluster has; never listed, created or dropped through the API.
 SYSTEM_DATABASES = ("postgres", "template0", "template1")
 
@@ -54,6 +59,7 @@ _RESERVED_USERS = frozenset(
     {
         INTERNAL_SUPERUSER,
         ROOT_USER,
+        REPLICATION_USER,
         "coffer_admin",
         "public",
         "none",
@@ -121,6 +127,12 @@ _MANAGED_PARAMETERS = frozenset(
         "archive_mode",
         "hot_standby",
         "recovery_target_action",
+        # replication depends on these
+        "primary_conninfo",
+        "primary_slot_name",
+        "recovery_target_timeline",
+        "wal_log_hints",
+        "max_slot_wal_keep_size",
     }
 )
 _UNSAFE_PARAMETERS = frozenset(

@@ -12,7 +12,11 @@ File layout in the data directory:
   open to root users alone) is read later.
 * ``pg_hba.conf`` — rewritten whole: trust on the private unix socket (also for
   replication connections, which ``pg_basebackup`` needs), the internal superuser
-  refused over TCP, scram-sha-256 for everyone else.
+  refused over TCP, scram-sha-256 for everyone else; replication connections over TCP
+  for the replication role alone (scram-sha-256), whether or not the instance has
+  replicas (the role exists only once a replica was opened: ``replication``).
+* ``standby.signal`` — present while the instance is a replica (``replication``): it
+  then starts in standby mode, streaming from the upstream ``configure`` renders.
 
 Directories on the instance's volume, beside the data directory:
 
@@ -28,6 +32,17 @@ Directories on the instance's volume, beside the data directory:
   off``, so no session sees the data before the replay ends and a smaller flavor's
   ``max_connections`` cannot abort the replay. A point-in-time restore leaves its target
   there too (``RECOVERY_TARGET``), rendered as ``recovery_target_time``.
+* ``fenced`` — exists while a switchover fences the instance: transactions are then
+  read-only by default (``replication``).
+* ``upstream.json`` and ``upstream.pgpass`` — exist only while the instance is a replica
+  (``upstream``): what it follows, rendered as ``primary_conninfo`` (which names the
+  password file, never the password) and ``primary_slot_name``. Outside the data
+  directory, so neither a backup nor a ``pg_rewind`` ever carries them.
+
+Always rendered: ``wal_log_hints = on`` (so that a former primary can be rewound with
+``pg_rewind``; templates have no data checksums) and ``max_slot_wal_keep_size``, a
+quarter of the volume: a replica gone for good cannot fill its source's volume with WAL
+its slot keeps (past that, the slot is invalidated and the replica must be re-seeded).
 """
 
 from __future__ import annotations
@@ -35,15 +50,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.engines.postgresql.catalog import CATALOG, INTERNAL_SUPERUSER
+from coffer.engines.postgresql.catalog import CATALOG, INTERNAL_SUPERUSER, REPLICATION_USER
 from coffer.errors import BadRequest, EngineError
 
 __all__ = [
     "ARCHIVE_ENABLED",
     "DEFAULT_ALLOWED_CIDRS",
+    "FENCE_MARKER",
     "HBA_FILE",
     "INCLUDE_LINE",
     "MAIN_FILE",
@@ -51,7 +68,10 @@ __all__ = [
     "RECOVERY_SIGNAL",
     "RECOVERY_TARGET",
     "SETTINGS_FILE",
+    "STANDBY_SIGNAL",
+    "StandbySource",
     "archive_command",
+    "primary_conninfo",
     "render_hba",
     "render_settings",
     "render_value",
@@ -71,6 +91,10 @@ INCLUDE_LINE = f"include = '{SETTINGS_FILE}'"
 ARCHIVE_ENABLED = ".enabled"
 #: PostgreSQL's marker for archive recovery; the server removes it when recovery ends.
 RECOVERY_SIGNAL = "recovery.signal"
+#: PostgreSQL's marker for standby mode (a replica); the server removes it at promotion.
+STANDBY_SIGNAL = "standby.signal"
+#: in the instance's root while a switchover fences it (``replication``)
+FENCE_MARKER = "fenced"
 #: in ``restore_wal/``: the ``recovery_target_time`` of a point-in-time restore, if any
 RECOVERY_TARGET = "recovery_target"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; PostgreSQL and libpq refuse longer paths.
@@ -83,6 +107,21 @@ _HEADER = "# Written by Coffer at each configure; edits here are lost. Use confi
 _SOCKET_DIR_TEXT = re.compile(r"[A-Za-z0-9_./+-]+")
 _HOST_TEXT = re.compile(r"[A-Za-z0-9.:-]+")
 _CLUSTER_NAME_TEXT = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+_CONNINFO_NAME_TEXT = re.compile(r"[A-Za-z0-9_]{1,63}")
+#: ``max_slot_wal_keep_size``: this fraction of the volume
+_SLOT_WAL_SHARE = 4
+
+
+@dataclass(frozen=True)
+class StandbySource:
+    """What a replica streams from: its upstream's address and replication role, the
+    physical slot kept for it there, and the file holding the role's password."""
+
+    host: str
+    port: int
+    user: str
+    slot: str
+    passfile: Path
 
 
 def socket_path(socket_dir: Path, port: int) -> Path:
@@ -107,20 +146,26 @@ def server_settings(
     archive_dir: Path | None = None,
     restore_dir: Path | None = None,
     recovery_target: str | None = None,
+    standby: StandbySource | None = None,
+    fenced: bool = False,
 ) -> dict[str, SettingValue]:
     """Every setting of ``coffer.conf``: memory sizing, then ``spec.parameters``, then the
     settings Coffer manages (which parameters may not override).
 
     ``archive_dir`` turns on continuous archiving into it; ``restore_dir`` adds archive
     recovery from it (only while a restore's recovery is pending), stopping before the
-    first transaction committed after ``recovery_target`` (a timestamp) if given. Raises
+    first transaction committed after ``recovery_target`` (a timestamp) if given;
+    ``standby`` adds streaming from it (read by the server in standby mode only);
+    ``fenced`` makes transactions read-only by default, as ``spec.read_only`` does. Raises
     ``BadRequest`` for a refused parameter or address and ``EngineError`` for a socket,
-    archive or restore directory PostgreSQL cannot use.
+    archive, restore directory or upstream PostgreSQL cannot use.
     """
     CATALOG.validate_parameters(spec.parameters)
     settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
     settings.update(spec.parameters)
     settings.update(_managed_settings(spec, socket_dir=socket_dir))
+    if fenced:
+        settings["default_transaction_read_only"] = True
     if archive_dir is not None:
         settings.update(
             {
@@ -139,7 +184,33 @@ def server_settings(
         )
         if recovery_target is not None:
             settings["recovery_target_time"] = recovery_target
+    if standby is not None:
+        settings.update(
+            {
+                "primary_conninfo": primary_conninfo(standby),
+                "primary_slot_name": standby.slot,
+                "recovery_target_timeline": "latest",
+                "hot_standby": True,
+            }
+        )
     return settings
+
+
+def primary_conninfo(standby: StandbySource) -> str:
+    """The libpq connection string of a replica's WAL receiver: no password, only the
+    file holding it; the slot's name as ``application_name`` (shown by the upstream's
+    ``pg_stat_replication``)."""
+    if not _HOST_TEXT.fullmatch(standby.host):
+        raise BadRequest(f"upstream host {standby.host!r} is not an IP address or host name")
+    _check_port(standby.port)
+    for what, name in (("replication user", standby.user), ("replication slot", standby.slot)):
+        if not _CONNINFO_NAME_TEXT.fullmatch(name):
+            raise BadRequest(f"{what} {name!r} is invalid: use 1-63 letters, digits and '_'")
+    passfile = _shell_safe_dir(standby.passfile, "upstream password file")
+    return (
+        f"host={standby.host} port={standby.port} user={standby.user} passfile={passfile} "
+        f"application_name={standby.slot} connect_timeout=5"
+    )
 
 
 def archive_command(archive_dir: Path) -> str:
@@ -178,6 +249,8 @@ def _managed_settings(spec: InstanceSpec, *, socket_dir: Path) -> dict[str, Sett
         "log_destination": "stderr",
         "logging_collector": False,
         "fsync": True,
+        "wal_log_hints": True,
+        "max_slot_wal_keep_size": f"{max(1, spec.volume_gb * 1024 // _SLOT_WAL_SHARE)}MB",
     }
     if spec.read_only:
         managed["default_transaction_read_only"] = True
@@ -212,23 +285,25 @@ def render_hba(*, allowed_cidrs: Sequence[str] = DEFAULT_ALLOWED_CIDRS) -> str:
     including replication connections (``pg_basebackup``; only roles with REPLICATION,
     i.e. the internal superuser and root, may open them).
     TCP: the internal superuser is refused from everywhere; everyone else authenticates
-    with scram-sha-256 from loopback and from ``allowed_cidrs``.
+    with scram-sha-256 from loopback and from ``allowed_cidrs``. Replication connections
+    over TCP: the replication role alone, with scram-sha-256, from the same networks
+    (no other line matches them, so every other role is refused).
     """
-    networks = [_network(cidr) for cidr in allowed_cidrs]
+    networks = ["127.0.0.1/32", "::1/128", *(_network(cidr) for cidr in allowed_cidrs)]
     rows = [
         ("local", "all", "all", "", "trust"),
         ("local", "replication", "all", "", "trust"),
         ("host", "all", INTERNAL_SUPERUSER, "0.0.0.0/0", "reject"),
         ("host", "all", INTERNAL_SUPERUSER, "::/0", "reject"),
-        ("host", "all", "all", "127.0.0.1/32", "scram-sha-256"),
-        ("host", "all", "all", "::1/128", "scram-sha-256"),
         *(("host", "all", "all", network, "scram-sha-256") for network in networks),
+        *(("host", "replication", REPLICATION_USER, net, "scram-sha-256") for net in networks),
     ]
     lines = [
-        f"{kind:<6} {db:<4} {user:<9} {addr:<14} {method}".rstrip()
+        f"{kind:<6} {db:<11} {user:<17} {addr:<14} {method}".rstrip()
         for kind, db, user, addr, method in rows
     ]
-    return _HEADER + "# TYPE DB   USER      ADDRESS        METHOD\n" + "\n".join(lines) + "\n"
+    header = f"# {'TYPE':<4} {'DB':<11} {'USER':<17} {'ADDRESS':<14} METHOD\n"
+    return _HEADER + header + "\n".join(lines) + "\n"
 
 
 def with_include(main_conf: str) -> str:

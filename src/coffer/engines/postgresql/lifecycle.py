@@ -8,6 +8,10 @@ After ``Backups.restore`` (instead of ``prepare``), ``configure`` renders the re
 settings while the restore's recovery is pending; the first start replays the restored
 WAL (accepting no connections meanwhile) and promotes; ``bootstrap`` waits for that,
 then renders the settings without recovery and removes the restored WAL.
+
+A replica (``standby.signal``, made by ``replication``) stays in recovery for good:
+``configure`` renders its upstream (``upstream``) and ``bootstrap`` has nothing to do on
+it (its catalogs are its primary's, changed there) and never waits for its recovery.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from coffer.engines.host import (
 )
 from coffer.engines.postgresql.catalog import CATALOG
 from coffer.engines.postgresql.config import (
+    FENCE_MARKER,
     HBA_FILE,
     MAIN_FILE,
     RECOVERY_SIGNAL,
     RECOVERY_TARGET,
     SETTINGS_FILE,
+    STANDBY_SIGNAL,
     render_hba,
     render_settings,
     restore_wal_dir,
@@ -42,10 +48,11 @@ from coffer.engines.postgresql.config import (
 )
 from coffer.engines.postgresql.connection import connect, describe, translate_errors
 from coffer.engines.postgresql.template import clone_template, ensure_template
+from coffer.engines.postgresql.upstream import read_upstream
 from coffer.engines.templates import exclusive_lock
 from coffer.errors import BadRequest, EngineError
 
-__all__ = ["DEFAULT_INSTALL_ROOT", "PREPARE_LOCK", "PostgresLifecycle"]
+__all__ = ["DEFAULT_INSTALL_ROOT", "PREPARE_LOCK", "PostgresLifecycle", "is_standby"]
 
 #: Debian's layout: ``/usr/lib/postgresql/<major>/bin``.
 DEFAULT_INSTALL_ROOT = Path("/usr/lib/postgresql")
@@ -113,13 +120,16 @@ class PostgresLifecycle:
         include the former; create the WAL archive directory. Everything is rendered
         (and validated) before any write. While a restore's recovery is pending
         (``recovery.signal`` and the restored WAL both present) the recovery settings
-        are rendered too, so a configure before the first start keeps them."""
+        are rendered too, so a configure before the first start keeps them; while the
+        instance follows an upstream (``upstream.read_upstream``), the streaming ones;
+        while it is fenced (``replication``), read-only transactions by default."""
         main_file = paths.data_dir / MAIN_FILE
         if not main_file.is_file():
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
         archive_dir = wal_archive_dir(paths.root)
         restore_dir = restore_wal_dir(paths.root) if _recovery_pending(paths) else None
         target = _recovery_target(restore_dir) if restore_dir else None
+        upstream = read_upstream(paths)
         settings = render_settings(
             server_settings(
                 spec,
@@ -127,6 +137,8 @@ class PostgresLifecycle:
                 archive_dir=archive_dir,
                 restore_dir=restore_dir,
                 recovery_target=target,
+                standby=upstream.source(paths.root) if upstream else None,
+                fenced=(paths.root / FENCE_MARKER).is_file(),
             )
         )
         hba = render_hba()
@@ -173,7 +185,12 @@ class PostgresLifecycle:
         rendered without recovery, restored WAL removed), then make sure no one but a
         database's owner and explicit grantees can create objects in ``public`` of the
         databases new ones are copied from (PostgreSQL 15's default already; kept
-        explicit so the rule does not depend on the version)."""
+        explicit so the rule does not depend on the version).
+
+        On a replica (``standby.signal``) it returns at once: a replica never ends its
+        recovery by itself, and it is read-only (its primary's bootstrap did the rest)."""
+        if is_standby(paths):
+            return
         _wait_out_recovery(paths, spec)
         restore_dir = restore_wal_dir(paths.root)
         if restore_dir.exists():
@@ -205,6 +222,11 @@ class PostgresLifecycle:
 
     def _bin_dir(self, version: str) -> Path:
         return self._install_root / version / "bin"
+
+
+def is_standby(paths: InstancePaths) -> bool:
+    """Whether the data directory starts (or runs) as a replica: ``standby.signal``."""
+    return (paths.data_dir / STANDBY_SIGNAL).is_file()
 
 
 def _recovery_pending(paths: InstancePaths) -> bool:

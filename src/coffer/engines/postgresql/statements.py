@@ -21,13 +21,16 @@ __all__ = [
     "ROLE_CAN_LOGIN",
     "TERMINATE_SESSIONS_OF",
     "alter_password",
+    "alter_replication_role",
     "create_database",
     "create_login_role",
+    "create_replication_role",
     "disable_login",
     "drop_database",
     "drop_owned",
     "drop_role",
     "grant_database",
+    "grant_rewind_reads",
     "grant_schema",
     "rename_role",
     "revoke_database",
@@ -160,3 +163,30 @@ def drop_owned(role: str) -> sql.Composed:
 
 def drop_role(role: str) -> sql.Composed:
     return sql.SQL("DROP ROLE {}").format(sql.Identifier(role))
+
+
+_REPLICATION_ROLE = "LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"
+
+
+def create_replication_role(name: str, verifier: str) -> sql.Composed:
+    """A role that may log in and open replication connections, and nothing more."""
+    return sql.SQL("CREATE ROLE {} WITH " + _REPLICATION_ROLE + " PASSWORD {}").format(
+        sql.Identifier(name), sql.Literal(verifier)
+    )
+
+
+def alter_replication_role(name: str, verifier: str) -> sql.Composed:
+    """Reset an existing role to what ``create_replication_role`` makes, with this password."""
+    return sql.SQL("ALTER ROLE {} WITH " + _REPLICATION_ROLE + " PASSWORD {}").format(
+        sql.Identifier(name), sql.Literal(verifier)
+    )
+
+
+def grant_rewind_reads(role: str) -> sql.Composed:
+    """The functions ``pg_rewind`` calls on its source, for a role that is no superuser
+    (they read the data directory's files: no more than replication streams anyway)."""
+    return sql.SQL(
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean),"
+        " pg_catalog.pg_stat_file(text, boolean), pg_catalog.pg_read_binary_file(text),"
+        " pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO {}"
+    ).format(sql.Identifier(role))
