@@ -1,6 +1,7 @@
 """The Redis engine: ``catalog`` (pure), ``config`` and ``acl`` (pure rendering),
 ``lifecycle`` (files and processes on the host), ``admin`` (ACL users and root),
-``backup`` (RDB snapshots with the ACL users, full only).
+``backup`` (RDB snapshots with the ACL users, full only), ``replication`` (replicas
+following with ``REPLICAOF``).
 
 Only ``build_engine`` lives here, and it imports the host-side modules lazily so that
 importing ``coffer.engines.redis.catalog`` in the control plane pulls in no redis-py.
@@ -24,6 +25,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.redis.backup import RedisBackups
     from coffer.engines.redis.catalog import CATALOG
     from coffer.engines.redis.lifecycle import RedisLifecycle
+    from coffer.engines.redis.replication import RedisReplication
 
     lifecycle = RedisLifecycle()
     return Engine(
@@ -31,4 +33,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         lifecycle=lifecycle,
         admin=RedisAdmin,
         backups=RedisBackups(lifecycle),
+        replication=RedisReplication(lifecycle),
     )

@@ -21,6 +21,9 @@ Permission sets
     coffer-admin  everything. The agent uses it over the private unix socket; its random
                   password lives in a root-only file outside the data directory. (Redis
                   ACLs cannot tie a user to the socket: the password is the only guard.)
+    replicator    ``coffer_replicator`` (``open_source``): what a replica sends its
+                  upstream — PSYNC, REPLCONF and PING (AUTH is open to every user) — and
+                  nothing else: no keys, no channels, no other command.
     default       disabled (``off``, no password, no commands): every connection must
                   authenticate.
 """
@@ -34,6 +37,7 @@ from coffer.engines.redis.catalog import ADMIN_USER, DEFAULT_USER
 __all__ = [
     "ADMIN_RULES",
     "DEFAULT_LINE",
+    "REPLICATION_COMMANDS",
     "ROOT_COMMANDS",
     "TENANT_COMMANDS",
     "acl_file_with_coffer_users",
@@ -41,6 +45,7 @@ __all__ = [
     "parse_user_line",
     "password_hash",
     "password_rules",
+    "replication_rules",
     "root_rules",
     "tenant_rules",
 ]
@@ -59,6 +64,8 @@ ROOT_COMMANDS: tuple[str, ...] = (
     "+client",
     "+config|resetstat",
 )
+#: the commands a Redis 7.0 replica sends its upstream after AUTH
+REPLICATION_COMMANDS: tuple[str, ...] = ("+psync", "+replconf", "+ping")
 _ALL_KEYS_AND_CHANNELS = ("~*", "&*")
 #: the default user as Redis 7.0 writes it after ``ACL SETUSER default reset``.
 DEFAULT_LINE = f"user {DEFAULT_USER} off sanitize-payload resetchannels -@all"
@@ -77,6 +84,12 @@ def tenant_rules(password: str) -> list[str]:
 def root_rules(password: str) -> list[str]:
     """``ACL SETUSER`` rules (after the name) of the root user with ``password``."""
     return ["reset", "on", f"#{password_hash(password)}", *_ALL_KEYS_AND_CHANNELS, *ROOT_COMMANDS]
+
+
+def replication_rules(password: str) -> list[str]:
+    """``ACL SETUSER`` rules (after the name) of the replication user with ``password``
+    alone (``reset`` leaves no key, channel or other command)."""
+    return ["reset", "on", f"#{password_hash(password)}", *REPLICATION_COMMANDS]
 
 
 def password_rules(password: str) -> list[str]:

@@ -30,7 +30,7 @@ Backup
     * ``coffer-redis-backup.json`` — ``{"format": "coffer-redis-backup", "version": 1,
       "redis_version": ...}``; always the first member.
     * ``users.acl`` — the ``ACL LIST`` lines of every user but ``default`` and Coffer's
-      admin user: tenant users and ``root`` with their SHA-256 password hashes (never
+      own (admin, replication): tenant users and ``root`` with their SHA-256 password hashes (never
       clear text) and rules.
     * ``dump.rdb`` — the snapshot.
 
@@ -86,7 +86,7 @@ from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import BackupOutcome, InstancePaths, Recovery
 from coffer.engines.host import CHUNK_BYTES, EngineUser, run_tool, write_all
 from coffer.engines.redis.acl import parse_user_line
-from coffer.engines.redis.catalog import ADMIN_USER, DEFAULT_USER
+from coffer.engines.redis.catalog import DEFAULT_USER, is_internal_user
 from coffer.engines.redis.config import (
     AOF_DIR,
     AOF_FILE,
@@ -94,7 +94,15 @@ from coffer.engines.redis.config import (
     aof_manifest_path,
     rdb_path,
 )
-from coffer.engines.redis.connection import Client, connect, describe, run, translate_errors
+from coffer.engines.redis.connection import (
+    Client,
+    connect,
+    describe,
+    info_fields,
+    parse_info,
+    raw_info_replies,
+    translate_errors,
+)
 from coffer.engines.redis.lifecycle import RedisLifecycle
 from coffer.errors import EngineError, NotImplementedByDatastore
 
@@ -170,7 +178,7 @@ class RedisBackups:
             translate_errors("backing up Redis"),
             connect(paths, timeout_s=_CONNECTION_TIMEOUT_S) as client,
         ):
-            _raw_info_replies(client)
+            raw_info_replies(client)
             snapshot, rdb = _own_snapshot(client, paths, deadline)
         with rdb:
             _write_archive(sink, snapshot, rdb)
@@ -203,14 +211,14 @@ class RedisBackups:
     def counts(self, paths: InstancePaths, spec: InstanceSpec) -> dict[str, int]:
         """Keys without a TTL per logical database of the running instance."""
         with translate_errors("counting keys"), connect(paths) as client:
-            _raw_info_replies(client)
-            return _counts(_info(client, "keyspace"))
+            raw_info_replies(client)
+            return _counts(info_fields(client, "keyspace"))
 
     def check(self, paths: InstancePaths, spec: InstanceSpec) -> str:
         """Load and persistence status, then ``redis-check-rdb`` on the AOF base RDB."""
         with translate_errors("checking Redis"), connect(paths) as client:
-            _raw_info_replies(client)
-            info = _info(client, "persistence")
+            raw_info_replies(client)
+            info = info_fields(client, "persistence")
         _check_persistence(info)
         base = _aof_base(paths)
         keys_read = _check_rdb_file(self._check_rdb, EngineUser.lookup(paths.os_user), base)
@@ -238,7 +246,7 @@ def _own_snapshot(
             continue
         rdb = _open_rdb(paths)
         try:
-            still_ours = _info(client, "persistence").get("rdb_saves") == snapshot.saves
+            still_ours = info_fields(client, "persistence").get("rdb_saves") == snapshot.saves
         except BaseException:
             rdb.close()
             raise
@@ -273,7 +281,7 @@ def _fork_snapshot(client: Client) -> _Snapshot | None:
         ):
             return None
         raise EngineError(f"backing up Redis: BGSAVE refused: {describe(bgsave)}")
-    info = _parse_info(str(info_text))
+    info = parse_info(str(info_text))
     if "rdb_saves" not in info:
         raise EngineError("backing up Redis: INFO shows no rdb_saves (Redis 7.0 or later needed)")
     return _Snapshot(info=info, users=_tenant_users(acl), saves=info["rdb_saves"])
@@ -281,7 +289,7 @@ def _fork_snapshot(client: Client) -> _Snapshot | None:
 
 def _wait_for_no_child(client: Client, deadline: float) -> None:
     while True:
-        info = _info(client, "persistence")
+        info = info_fields(client, "persistence")
         if all(info.get(field) == "0" for field in _CHILD_FIELDS):
             return
         _sleep_until(deadline, "another save or AOF rewrite to finish")
@@ -290,7 +298,7 @@ def _wait_for_no_child(client: Client, deadline: float) -> None:
 def _wait_for_save(client: Client, paths: InstancePaths, saves: str, deadline: float) -> None:
     """Wait for the ``BGSAVE`` counted as ``saves``; ``_Replaced`` if another started."""
     while True:
-        info = _info(client, "persistence")
+        info = info_fields(client, "persistence")
         if info.get("rdb_saves") != saves:
             raise _Replaced
         if info.get("rdb_bgsave_in_progress") == "0":
@@ -386,11 +394,12 @@ def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 
 def _tenant_users(acl: Any) -> str:
-    """``ACL LIST`` lines of every user but ``default`` and the admin user."""
+    """``ACL LIST`` lines of every user but ``default`` and Coffer's own (the admin and
+    replication users: a restored instance gets its own)."""
     lines = []
     for line in acl:
         parsed = parse_user_line(str(line))
-        if parsed is not None and parsed[0] not in (ADMIN_USER, DEFAULT_USER):
+        if parsed is not None and _kept(parsed[0]):
             lines.append(f"{line}\n")
     return "".join(lines)
 
@@ -515,8 +524,8 @@ def _drain(stream: BinaryIO) -> None:
 
 
 def _restored_users(text: str) -> str:
-    """The backup's user lines, checked; ``default`` and admin lines are dropped (the new
-    instance has its own)."""
+    """The backup's user lines, checked; ``default`` and Coffer's own users are dropped
+    (the new instance has its own)."""
     kept = []
     for line in text.splitlines():
         if not line.strip():
@@ -524,9 +533,14 @@ def _restored_users(text: str) -> str:
         parsed = parse_user_line(line)
         if parsed is None:
             raise EngineError("the backup's users.acl holds a line that is not an ACL user")
-        if parsed[0] not in (ADMIN_USER, DEFAULT_USER):
+        if _kept(parsed[0]):
             kept.append(f"{line}\n")
     return "".join(kept)
+
+
+def _kept(user: str) -> bool:
+    """Whether a backup carries ``user``: tenant users and ``root`` only."""
+    return user != DEFAULT_USER and not is_internal_user(user)
 
 
 # counts and check --------------------------------------------------------------------
@@ -588,26 +602,7 @@ def _check_rdb_file(tool: Path, user: EngineUser, rdb: Path) -> str:
     return keys_read[-1].removeprefix("[info] ") if keys_read else "no key count"
 
 
-# INFO and logs -----------------------------------------------------------------------
-
-
-def _raw_info_replies(client: Client) -> None:
-    """Make ``INFO`` return its text on ``client`` (parsed by ``_parse_info``, so no
-    value is turned into a number)."""
-    client.set_response_callback("INFO", lambda response, **options: response)
-
-
-def _info(client: Client, *sections: str) -> dict[str, str]:
-    return _parse_info(str(run(client, "INFO", *sections)))
-
-
-def _parse_info(text: str) -> dict[str, str]:
-    info: dict[str, str] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and ":" in line:
-            name, value = line.split(":", 1)
-            info[name] = value.strip()
-    return info
+# logs --------------------------------------------------------------------------------
 
 
 def _log_tail(paths: InstancePaths) -> str:

@@ -4,9 +4,10 @@ Users
     Trove users are Redis ACL users. Name rule: ``^[A-Za-z_][A-Za-z0-9_.-]*$``, at most
     64 characters, used exactly as given. Reserved (compared case-insensitively):
     ``default`` (Redis's unauthenticated user, kept disabled), ``root`` (owned by the root
-    API) and every name starting with ``coffer`` (Coffer's internal accounts, such as
-    ``coffer-admin``). Redis users are not tied to a host, so ``host`` must be ``"%"``;
-    a password is required.
+    API) and every name starting with ``coffer`` (Coffer's internal accounts:
+    ``coffer-admin``, the agent's, and ``coffer_replicator``, the account replicas
+    authenticate as to their upstream). Redis users are not tied to a host, so ``host``
+    must be ``"%"``; a password is required.
 
 Databases
     Redis has no named databases (its numbered logical databases are not Trove's
@@ -22,6 +23,11 @@ Backups
     Full only (an RDB snapshot and the ACL users, ``coffer.engines.redis.backup``):
     ``incremental_backups`` is False, so the control plane answers incremental requests
     with 501.
+
+Replication
+    ``replica_seed`` is "engine": a replica starts empty and Redis copies the dataset
+    itself once it follows (``coffer.engines.redis.replication``). ACL users are not
+    replicated: each instance keeps its own.
 
 Parameters (configuration groups)
     Only the parameters in ``PARAMETER_RULES`` may be set; everything else (ports,
@@ -51,10 +57,12 @@ __all__ = [
     "NO_DATABASES",
     "PARAMETER_DEFAULTS",
     "PARAMETER_RULES",
+    "REPLICATION_USER",
     "ROOT_USER",
     "RedisCatalog",
     "check_host",
     "check_parameter",
+    "is_internal_user",
     "is_reserved_user",
 ]
 
@@ -63,6 +71,8 @@ MAX_NAME_LENGTH = 64
 
 #: ACL user the agent authenticates as, over the private unix socket only.
 ADMIN_USER = "coffer-admin"
+#: ACL user replicas authenticate as to their upstream (replication commands only).
+REPLICATION_USER = "coffer_replicator"
 #: the ACL user the root API enables and disables.
 ROOT_USER = "root"
 #: Redis's built-in user for unauthenticated connections; always disabled.
@@ -205,6 +215,10 @@ _MANAGED_PARAMETERS = frozenset(
         "slaveof",
         "masterauth",
         "masteruser",
+        "replica-read-only",
+        "repl-diskless-sync-delay",
+        "repl-ping-replica-period",
+        "min-replicas-to-write",
     }
 )
 
@@ -283,6 +297,11 @@ def is_reserved_user(name: str) -> bool:
     """Whether ``name`` belongs to Redis or Coffer (never listed, created or deleted)."""
     lowered = name.lower()
     return lowered in _RESERVED_USERS or lowered.startswith(_RESERVED_PREFIX)
+
+
+def is_internal_user(name: str) -> bool:
+    """Whether ``name`` is one of Coffer's own accounts (reserved, never in a backup)."""
+    return name.lower().startswith(_RESERVED_PREFIX)
 
 
 def check_host(host: str) -> None:

@@ -6,6 +6,13 @@ Files of one instance (``paths`` is its ``InstancePaths``):
   (0600), rewritten at each configure. It lies outside the data directory (so backups of
   the data carry no configuration) in a directory the instance account cannot write, so
   ``CONFIG REWRITE`` could not replace it even if someone were allowed to run it.
+* ``root/coffer-replication.json`` — the replication marker: the upstream the instance
+  follows (with its replication password), a primary's write fence, or nothing; owned by
+  the agent (root), mode 0600. Written by ``follow``, ``fence`` and ``promote`` only;
+  ``configure`` renders it into ``redis.conf`` (``replicaof``, ``masteruser``,
+  ``masterauth``, or the fence's ``min-replicas-to-write``, which overrides the volume
+  guard's), so a replica keeps following across restarts and configures. The password
+  is thus in ``redis.conf`` too, which only the instance account reads.
 * ``root/coffer-admin.secret`` — the password of Coffer's admin ACL user; owned by the
   agent (root), mode 0600, never in the data directory, never logged.
 * ``data/users.acl`` — the ACL users (``aclfile``), kept by Redis's ``ACL SAVE``.
@@ -23,13 +30,20 @@ then every tunable — Redis's default (``PARAMETER_DEFAULTS``), overridden by t
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.engines.base import InstancePaths
-from coffer.engines.redis.catalog import CATALOG, PARAMETER_DEFAULTS, PARAMETER_RULES
+from coffer.engines.base import InstancePaths, Upstream
+from coffer.engines.redis.catalog import (
+    CATALOG,
+    NAME_PATTERN,
+    PARAMETER_DEFAULTS,
+    PARAMETER_RULES,
+    is_internal_user,
+)
 from coffer.errors import BadRequest, EngineError
 
 __all__ = [
@@ -39,8 +53,10 @@ __all__ = [
     "AOF_FILE",
     "CONFIG_FILE",
     "MAX_SOCKET_PATH_BYTES",
+    "NEVER_ENOUGH_REPLICAS",
     "PID_FILE",
     "RDB_FILE",
+    "REPLICATION_FILE",
     "SOCKET_FILE",
     "SettingValue",
     "acl_path",
@@ -48,19 +64,25 @@ __all__ = [
     "aof_dir",
     "aof_manifest_path",
     "config_path",
+    "is_fenced",
     "live_settings",
     "pid_path",
     "rdb_path",
     "redis_string",
     "render_config",
     "render_value",
+    "replication_marker",
+    "replication_path",
+    "replication_settings",
     "server_settings",
     "socket_path",
+    "upstream_host",
 ]
 
 CONFIG_FILE = "redis.conf"
 ADMIN_SECRET_FILE = "coffer-admin.secret"
 ACL_FILE = "users.acl"
+REPLICATION_FILE = "coffer-replication.json"
 #: ``dbfilename``: where ``BGSAVE`` and the save points write the RDB snapshot
 RDB_FILE = "dump.rdb"
 #: ``appenddirname`` (under the data directory) and ``appendfilename`` (its files' prefix)
@@ -72,11 +94,20 @@ PID_FILE = "redis.pid"
 MAX_SOCKET_PATH_BYTES = 107
 #: RDB snapshot points (seconds, changes): Redis 7.0's defaults.
 SAVE_POINTS = ("3600", "1", "300", "100", "60", "10000")
+#: ``min-replicas-to-write`` of the volume guard's read-only: more replicas than a server
+#: can have connected (each is a client, and ``maxclients`` is at most 10000), so writes
+#: are refused even while replicas are attached (``1`` would let them through).
+NEVER_ENOUGH_REPLICAS = 10001
+#: seconds between the upstream's pings of its replicas (Redis: 10), so a replica's
+#: ``master_last_io_seconds_ago`` stays at most about this while the link is healthy.
+REPLICA_PING_PERIOD_S = 1
 
 #: a single value, or several arguments of one directive (``bind``, ``save``).
 SettingValue = bool | int | str | tuple[str, ...]
 
 _HEADER = "# Written by Coffer at each configure; edits here are lost. Use configuration groups.\n"
+_FENCE_SETTING = "min-replicas-to-write"
+_MARKER_VERSION = 1
 _PATH_TEXT = re.compile(r"[A-Za-z0-9_./+-]+")
 _HOST_TEXT = re.compile(r"[A-Za-z0-9.:-]+")
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_./:*+-]+")
@@ -85,6 +116,10 @@ _LIVE = frozenset({"maxmemory"} | {r.name for r in PARAMETER_RULES if not r.rest
 
 def config_path(paths: InstancePaths) -> Path:
     return paths.root / CONFIG_FILE
+
+
+def replication_path(paths: InstancePaths) -> Path:
+    return paths.root / REPLICATION_FILE
 
 
 def admin_secret_path(paths: InstancePaths) -> Path:
@@ -117,7 +152,7 @@ def pid_path(paths: InstancePaths) -> Path:
 
 
 def server_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
-    """Every directive of ``redis.conf``, managed ones first.
+    """Every directive of ``redis.conf`` but the replication marker's, managed ones first.
 
     Raises ``BadRequest`` for a refused parameter, port or address and ``EngineError`` for
     instance paths Redis cannot use.
@@ -136,22 +171,27 @@ def tunable_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
     return settings
 
 
-def live_settings(spec: InstanceSpec) -> dict[str, str]:
+def live_settings(spec: InstanceSpec, *, fenced: bool = False) -> dict[str, str]:
     """The settings ``CONFIG SET`` can change on a running server, as Redis strings:
     every tunable without ``restart_required`` (at its default if the group does not
-    set it), ``maxmemory``, and the read-only switch of the volume guard."""
+    set it), ``maxmemory``, and the read-only switch of the volume guard, held on while
+    the instance is ``fenced`` (``is_fenced``)."""
     live = {
         name: redis_string(value) for name, value in tunable_settings(spec).items() if name in _LIVE
     }
     live.update({name: redis_string(value) for name, value in _read_only_settings(spec).items()})
+    if fenced:
+        live[_FENCE_SETTING] = str(NEVER_ENOUGH_REPLICAS)
     return live
 
 
 def _read_only_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
-    """Redis has no read-only mode for a master; asking for one replica to acknowledge
-    every write, when it has none, makes it refuse writes (``NOREPLICAS``) and keep serving
-    reads: the volume guard's read-only (``spec.read_only``)."""
-    return {"min-replicas-to-write": 1 if spec.read_only else 0}
+    """Redis has no read-only mode for a master; asking for more replicas to acknowledge
+    every write than it can ever have makes it refuse writes (``NOREPLICAS``) and keep
+    serving reads: the volume guard's read-only (``spec.read_only``). A replica ignores
+    the setting (it applies its upstream's stream whatever it says) and is read-only
+    anyway; a promoted one then honours it."""
+    return {"min-replicas-to-write": NEVER_ENOUGH_REPLICAS if spec.read_only else 0}
 
 
 def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, SettingValue]:
@@ -184,7 +224,9 @@ def _managed_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Set
         "enable-protected-configs": "no",
         "enable-debug-command": "no",
         "enable-module-command": "no",
-        "repl-diskless-sync-delay": 0,
+        "repl-diskless-sync-delay": 0,  # Redis's 5 s would delay every replica's full sync
+        "repl-ping-replica-period": REPLICA_PING_PERIOD_S,
+        "replica-read-only": True,
     }
 
 
@@ -192,6 +234,104 @@ def render_config(settings: Mapping[str, SettingValue]) -> str:
     """The text of ``redis.conf``: one ``name value`` line per setting, in order."""
     lines = [f"{name} {render_value(value)}" for name, value in settings.items()]
     return _HEADER + "\n".join(lines) + "\n"
+
+
+def replication_marker(upstream: Upstream | None = None, *, fenced: bool = False) -> str:
+    """The replication marker's text: following ``upstream`` as its replication account,
+    a primary whose writes are ``fenced``, or (neither) a primary. ``BadRequest`` naming
+    the problem (never the password) for an address, port, account or password Redis
+    could not take."""
+    marker: dict[str, object] = {"version": _MARKER_VERSION}
+    if upstream is not None:
+        _check_upstream(upstream)
+        marker["follow"] = {
+            "host": upstream_host(upstream.host),
+            "port": upstream.port,
+            "user": upstream.user,
+            "password": upstream.password,
+        }
+    elif fenced:
+        marker["fenced"] = True
+    return json.dumps(marker) + "\n"
+
+
+def replication_settings(marker: str) -> dict[str, SettingValue]:
+    """The ``redis.conf`` directives of the replication ``marker`` text (none for ""):
+    they are rendered after, and override, ``server_settings``. ``EngineError`` for a
+    damaged marker."""
+    if not marker.strip():
+        return {}
+    parsed = _parse_marker(marker)
+    follow = parsed.get("follow")
+    if isinstance(follow, dict):
+        try:
+            upstream = Upstream(
+                host=str(follow["host"]),
+                port=int(follow["port"]),
+                user=str(follow["user"]),
+                password=str(follow["password"]),
+            )
+            _check_upstream(upstream)
+        except (KeyError, TypeError, ValueError, BadRequest):
+            raise _damaged_marker() from None
+        return {
+            "replicaof": (upstream_host(upstream.host), str(upstream.port)),
+            "masteruser": upstream.user,
+            "masterauth": upstream.password,
+        }
+    if parsed.get("fenced") is True:
+        return {_FENCE_SETTING: NEVER_ENOUGH_REPLICAS}
+    return {}
+
+
+def is_fenced(marker: str) -> bool:
+    """Whether the replication ``marker`` text fences the instance's writes."""
+    return _FENCE_SETTING in replication_settings(marker)
+
+
+def _parse_marker(marker: str) -> dict[str, object]:
+    try:
+        parsed = json.loads(marker)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or parsed.get("version") != _MARKER_VERSION:
+        raise _damaged_marker()
+    return parsed
+
+
+def _damaged_marker() -> EngineError:
+    return EngineError(
+        f"the replication marker {REPLICATION_FILE} is damaged; "
+        "make the instance follow its upstream again, or promote it"
+    )
+
+
+def _check_upstream(upstream: Upstream) -> None:
+    upstream_host(upstream.host)
+    if not 1 <= upstream.port <= 65535:
+        raise BadRequest(f"upstream port {upstream.port} is outside 1-65535")
+    if not NAME_PATTERN.fullmatch(upstream.user) or not is_internal_user(upstream.user):
+        raise BadRequest(
+            f"upstream account {upstream.user!r} is not a Coffer replication account "
+            "(a name starting with 'coffer')"
+        )
+    password = upstream.password
+    if not password or any(ord(char) < 0x20 or ord(char) == 0x7F for char in password):
+        raise BadRequest(
+            "the upstream's replication password must be non-empty, without control characters"
+        )
+
+
+def upstream_host(host: str) -> str:
+    """``host`` as ``replicaof`` takes it (an IP address normalised, or a host name);
+    ``BadRequest`` for anything else."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if host and _HOST_TEXT.fullmatch(host) and not host.startswith("-"):
+        return host
+    raise BadRequest(f"upstream host {host!r} is not an IP address or host name")
 
 
 def render_value(value: SettingValue) -> str:

@@ -25,6 +25,9 @@ __all__ = [
     "Client",
     "connect",
     "describe",
+    "info_fields",
+    "parse_info",
+    "raw_info_replies",
     "read_admin_password",
     "run",
     "translate_errors",
@@ -74,6 +77,28 @@ def connect(paths: InstancePaths, *, timeout_s: float = 5.0) -> Client:
 def run(client: Client, *args: str) -> Any:
     """Send one command (``run(client, "ACL", "SAVE")``) and return its decoded reply."""
     return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def raw_info_replies(client: Client) -> None:
+    """Make ``INFO`` return its text on ``client`` (redis-py would turn values into
+    numbers): ``info_fields`` and ``parse_info`` read it."""
+    client.set_response_callback("INFO", lambda response, **options: response)
+
+
+def info_fields(client: Client, *sections: str) -> dict[str, str]:
+    """``INFO`` of ``sections`` as ``field -> value`` strings (``raw_info_replies``
+    must have been called on ``client``)."""
+    return parse_info(str(run(client, "INFO", *sections)))
+
+
+def parse_info(text: str) -> dict[str, str]:
+    """The ``field:value`` lines of an ``INFO`` reply (section headers skipped)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and ":" in line:
+            name, value = line.split(":", 1)
+            fields[name] = value.strip()
+    return fields
 
 
 @contextmanager

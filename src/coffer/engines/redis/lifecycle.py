@@ -34,9 +34,12 @@ from coffer.engines.redis.config import (
     acl_path,
     admin_secret_path,
     config_path,
+    is_fenced,
     live_settings,
     pid_path,
     render_config,
+    replication_path,
+    replication_settings,
     server_settings,
 )
 from coffer.engines.redis.connection import (
@@ -50,7 +53,7 @@ from coffer.engines.redis.connection import (
 from coffer.engines.templates import exclusive_lock, fsync_dir
 from coffer.errors import BadRequest, EngineError
 
-__all__ = ["DEFAULT_SERVER", "DataFill", "RedisLifecycle"]
+__all__ = ["DEFAULT_SERVER", "DataFill", "RedisLifecycle", "is_fenced_instance"]
 
 #: Debian's ``redis-server`` (a link to ``redis-check-rdb``, which dispatches on argv[0]).
 DEFAULT_SERVER = Path("/usr/bin/redis-server")
@@ -119,10 +122,14 @@ class RedisLifecycle:
     def configure(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Rewrite ``redis.conf`` whole, and make sure the ACL file disables the default
         user and knows the admin password (rewritten only if it does not, so a running
-        server's ``ACL SAVE`` is not raced). Everything is validated before any write."""
+        server's ``ACL SAVE`` is not raced). The replication marker's directives
+        (``follow``, ``fence``, ``promote``) are rendered last. Everything is validated
+        before any write."""
         if not paths.data_dir.is_dir():
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
-        text = render_config(server_settings(spec, paths))
+        settings = server_settings(spec, paths)
+        settings.update(replication_settings(_read_marker(paths)))
+        text = render_config(settings)
         password = read_admin_password(paths)
         user = EngineUser.lookup(paths.os_user)
         write_private_file(config_path(paths), text, user)
@@ -167,14 +174,24 @@ class RedisLifecycle:
     def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """``CONFIG SET``, in one atomic command, every live setting whose running value
         differs from ``spec`` (parameters absent from ``spec.parameters`` go back to their
-        defaults, ``maxmemory`` follows the flavor). Restart-required ones wait for the
-        next start, from the file ``configure`` wrote."""
-        wanted = live_settings(spec)
+        defaults, ``maxmemory`` follows the flavor; a replication fence stays on).
+        Restart-required ones wait for the next start, from the file ``configure``
+        wrote."""
+        wanted = live_settings(spec, fenced=is_fenced_instance(paths))
         with translate_errors("applying parameters"), connect(paths) as client:
             running = _config_get(client, list(wanted))
             changes = {name: value for name, value in wanted.items() if running.get(name) != value}
             if changes:
                 run(client, "CONFIG", "SET", *(arg for pair in changes.items() for arg in pair))
+
+    def set_replication(self, paths: InstancePaths, spec: InstanceSpec, marker: str) -> None:
+        """Replace the replication marker with ``marker`` (``config.replication_marker``;
+        root-only, 0600) and, if the instance is prepared, ``configure`` it, so that
+        ``redis.conf`` follows it from the next start on. Nothing is live here."""
+        replication_settings(marker)  # refuse a damaged marker before writing it
+        write_private_file(replication_path(paths), marker, _agent_account())
+        if paths.data_dir.is_dir():
+            self.configure(paths, spec)
 
     def _lay_down(self, paths: InstancePaths, spec: InstanceSpec, fill: DataFill | None) -> None:
         self._check_version(spec.version)
@@ -237,6 +254,19 @@ def _give_to(tree: Path, user: EngineUser) -> None:
         fsync_dir(Path(directory))
 
 
+def is_fenced_instance(paths: InstancePaths) -> bool:
+    """Whether the replication marker fences the instance's writes (``fence``)."""
+    return is_fenced(_read_marker(paths))
+
+
+def _read_marker(paths: InstancePaths) -> str:
+    """The replication marker's text, "" if there is none."""
+    try:
+        return replication_path(paths).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
 def _config_get(client: Client, names: list[str]) -> dict[str, str]:
     reply: Any = run(client, "CONFIG", "GET", *names)
     if isinstance(reply, dict):
@@ -255,9 +285,13 @@ def _ensure_admin_secret(paths: InstancePaths) -> str:
     if existing:
         return existing
     password = secrets.token_urlsafe(_SECRET_BYTES)
-    agent = EngineUser(name="agent", uid=os.geteuid(), gid=os.getegid(), home="/")
-    write_private_file(path, password + "\n", agent)
+    write_private_file(path, password + "\n", _agent_account())
     return password
+
+
+def _agent_account() -> EngineUser:
+    """The agent's own account: what owns the instance's root-only files."""
+    return EngineUser(name="agent", uid=os.geteuid(), gid=os.getegid(), home="/")
 
 
 def _serves(pid: int, config: Path) -> bool:
