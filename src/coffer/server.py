@@ -18,6 +18,7 @@ from coffer.db.session import make_engine, migrate, session_factory
 from coffer.local_agent import LocalAgent
 from coffer.security import Sealer, load_or_create_key
 from coffer.services import agents, bootstrap, recovery
+from coffer.services.failover import FailoverMonitor
 from coffer.services.runtime import Runtime
 from coffer.settings import ServerSettings
 from coffer.workflows import runtime as wf_runtime
@@ -80,12 +81,16 @@ def serve(settings: ServerSettings) -> None:
         else None
     )
 
+    monitor = FailoverMonitor(rt)
+
     def on_startup() -> None:
+        monitor.start()
         if local:
             local.start()
         log.info("Coffer %s at %s; admin credentials in %s", __version__, settings.base_url, creds)
 
     def on_shutdown() -> None:
+        monitor.stop()
         if local:
             local.stop()
         DBOS.destroy(workflow_completion_timeout_sec=0)

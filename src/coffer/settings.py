@@ -32,7 +32,12 @@ class ServerSettings(BaseSettings):
     local_agent: bool = True
     heartbeat_expiry_s: float = Field(default=90.0, gt=0)
     #: agent heartbeat period asked of agents (seconds).
-    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    #: a replica set with automatic failover replaces its source once the source's host
+    #: has been silent (or its engine down) this long while its replicas lost it
+    failover_after_s: float = Field(default=2.5, gt=0)
+    #: how often the control plane looks for lost sources
+    failover_check_s: float = Field(default=0.25, gt=0)
     create_timeout_s: float = Field(default=600.0, gt=0)
     action_timeout_s: float = Field(default=300.0, gt=0)
     admin_call_timeout_s: float = Field(default=60.0, gt=0)
@@ -95,7 +100,7 @@ class AgentSettings(BaseSettings):
     advertise_host: str = "127.0.0.1"
     engine_user: str = "coffer"
     poll_wait_s: float = Field(default=20.0, gt=0)
-    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
     log_file: Path | None = None
     #: "auto" (XFS loop volumes where the host allows, else directories), "xfs-loop" or
     #: "directory"

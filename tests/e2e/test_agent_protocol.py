@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -11,7 +10,8 @@ import psycopg
 import pytest
 
 from tests.support.api import create_body, fault, wait_gone, wait_instance
-from tests.support.processes import COFFER, ROOT, CofferServer, short_tmpdir, wait_for
+from tests.support.hosts import ExtraHost, join_token
+from tests.support.processes import CofferServer, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +35,6 @@ def _answers(srv: CofferServer) -> bool:
         return httpx.get(srv.url + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def join_token(srv: CofferServer) -> str:
-    with srv.admin().client() as c:
-        r = c.post("/mgmt/hosts/join-tokens")
-        assert r.status_code == 200, r.text
-        return str(r.json()["join_token"])
 
 
 def test_registration_heartbeats_and_redelivery(bare_server: CofferServer) -> None:
@@ -130,48 +123,17 @@ def server() -> Iterator[CofferServer]:
 
 def test_a_second_host_takes_instances(server: CofferServer) -> None:
     """A real `coffer agent` on another (simulated) host registers and gets placements."""
-    state = short_tmpdir("cfh2-")
-    env = server.environ()
-    env.update(
-        COFFER_AGENT_JOIN_TOKEN=join_token(server),
-        COFFER_AGENT_SERVER_URL=server.url,
-        COFFER_AGENT_HEARTBEAT_INTERVAL_S="0.5",
-    )
-    log = open(state / "agent.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        # another host: its own address (any 127.0.0.x binds here), so ports may repeat
-        [
-            *COFFER,
-            "agent",
-            "--host-name",
-            "second-host",
-            "--state-dir",
-            str(state),
-            "--advertise-host",
-            "127.0.0.2",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=str(ROOT),
-    )
+    host = ExtraHost(server)
     try:
+        host.start()
         with server.admin().client() as c:
-            wait_for(
-                lambda: any(
-                    h["name"] == "second-host" and h["alive"]
-                    for h in c.get("/mgmt/hosts").json()["hosts"]
-                ),
-                30,
-                "host 2",
-            )
             ids = [
                 c.post("/instances", json=create_body(f"spread-{i}")).json()["instance"]["id"]
                 for i in range(2)
             ]
             for iid in ids:
                 wait_instance(c, iid)
-            on_second = [iid for iid in ids if (state / "instances" / iid / "data").is_dir()]
+            on_second = [iid for iid in ids if (host.instance_dir(iid) / "data").is_dir()]
             assert on_second, "the emptier host gets a new instance"
             inst = c.get(f"/instances/{on_second[0]}").json()["instance"]
             assert inst["ip"] == ["127.0.0.2"]
@@ -187,9 +149,6 @@ def test_a_second_host_takes_instances(server: CofferServer) -> None:
                 assert c.delete(f"/instances/{iid}").status_code == 202
             for iid in ids:
                 wait_gone(c, iid)
-            assert not any((state / "instances").iterdir())
+            assert not any((host.state / "instances").iterdir())
     finally:
-        proc.terminate()
-        proc.wait(60)
-        log.close()
-        subprocess.run(["rm", "-rf", str(state)], check=False)
+        host.stop()

@@ -20,6 +20,8 @@ from coffer.contracts.agent_v1 import (
     PollResponse,
     RegisterRequest,
     RegisterResponse,
+    RolesRequest,
+    RolesResponse,
 )
 
 log = logging.getLogger("coffer.agent.control")
@@ -87,3 +89,7 @@ class ControlClient:
     async def log_archives(self, instance_ids: list[str]) -> LogArchivesResponse:
         body = LogArchivesRequest(instance_ids=instance_ids).model_dump()
         return LogArchivesResponse.model_validate(await self._post("/log-archives", body))
+
+    async def roles(self, instance_ids: list[str]) -> RolesResponse:
+        body = RolesRequest(instance_ids=instance_ids).model_dump()
+        return RolesResponse.model_validate(await self._post("/roles", body))

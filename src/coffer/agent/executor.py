@@ -72,6 +72,8 @@ class Executor:
         self._locks: dict[str, asyncio.Lock] = {}
         #: instance id → bytes streamed by its running backup (reported in heartbeats)
         self.backup_progress: dict[str, int] = {}
+        #: instances recorded on disk whose engine is not to be started yet (see ``resume``)
+        self.held: set[str] = set()
         self.verifier = BackupVerifier(scratch_dir=scratch_dir, volumes=volumes, limits=limits)
         self._tg: asyncio.TaskGroup | None = None
 
@@ -121,11 +123,41 @@ class Executor:
                 except CofferError as exc:
                     log.warning("could not prepare %s %s ahead of time: %s", name, version, exc)
 
-    async def resume(self, tg: asyncio.TaskGroup) -> None:
-        """Supervise every instance recorded on disk (adopting engines still running)."""
+    async def resume(self, tg: asyncio.TaskGroup, hold: frozenset[str] = frozenset()) -> None:
+        """Supervise every instance recorded on disk (adopting engines still running),
+        except that those in ``hold`` are not started: sources of replica sets, which
+        may have been failed over while the agent was away (see ``release``/``demote``)."""
         self._tg = tg
         for spec in self.store.all():
-            self._supervisor(spec).resume()
+            sup = self._supervisor(spec)
+            if spec.instance_id in hold:
+                self.held.add(spec.instance_id)
+            else:
+                sup.resume()
+
+    def release(self, instance_id: str) -> None:
+        """A held source is still the source: run it."""
+        if instance_id in self.held:
+            self.held.discard(instance_id)
+            self.supervisors[instance_id].resume()
+
+    async def demote(self, instance_id: str) -> None:
+        """A held source was replaced while the agent was away: it must never take a
+        write again. If its engine outlived the agent, adopt and fence it; otherwise it
+        stays stopped until the control plane's FOLLOW makes it a replica."""
+        sup = self.supervisors.get(instance_id)
+        if sup is None or instance_id not in self.held:
+            return
+        engine = self.engine(sup.spec.engine)
+        pid = await asyncio.to_thread(engine.lifecycle.running_pid, sup.paths)
+        if pid is None:
+            return
+        self.held.discard(instance_id)
+        sup.resume()
+        await sup.wait_accepting(START_TIMEOUT_S)
+        replication = replication_of(engine, sup.spec)
+        await asyncio.to_thread(replication.fence, sup.paths, sup.spec)
+        log.warning("instance %s was replaced as source while away: fenced", instance_id)
 
     def _supervisor(self, spec: InstanceSpec) -> EngineSupervisor:
         sup = self.supervisors.get(spec.instance_id)
@@ -348,8 +380,11 @@ class Executor:
     # -- replication -----------------------------------------------------------------------
 
     async def _open_source(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
-        self._known(spec)
-        paths = self.store.paths(spec.instance_id)
+        sup = self._known(spec)
+        # it is a source from now on: remembered, so that an agent restart holds it back
+        # until the control plane confirms it still is (see ``resume``)
+        paths = self.store.save(spec)
+        sup.spec = spec
         return await asyncio.to_thread(open_source, self.engine(spec.engine), paths, spec, payload)
 
     async def _close_source(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
@@ -364,15 +399,56 @@ class Executor:
         engine = self.engine(spec.engine)
         paths = self.store.save(spec)
         sup.spec = spec
-        await self._follow_running(engine, paths, spec, upstream_of(payload["follow"]))
+        upstream = upstream_of(payload["follow"])
+        if spec.instance_id in self.held:
+            await self._follow_held(engine, paths, spec, upstream)
+        else:
+            await self._follow_running(engine, paths, spec, upstream)
         return observation(self.supervisors[spec.instance_id])
+
+    async def _follow_held(
+        self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, upstream: Upstream
+    ) -> None:
+        """Start a held former source as a replica: configured to follow before its
+        first start where the engine can, else started refusing writes (the read-only
+        guard's setting) and made to follow at once."""
+        replication = replication_of(engine, spec)
+        sup = self.supervisors[spec.instance_id]
+        try:
+            await asyncio.to_thread(replication.follow, paths, spec, upstream)
+            stopped = True
+        except (BadRequest, EngineError) as exc:  # the engine follows only when running
+            log.info("instance %s follows once started read-only: %s", spec.instance_id, exc)
+            stopped = False
+        guarded = spec if stopped else spec.model_copy(update={"read_only": True})
+        await asyncio.to_thread(engine.lifecycle.configure, paths, guarded)
+        sup.spec = guarded
+        self.held.discard(spec.instance_id)
+        await sup.start(START_TIMEOUT_S)
+        await asyncio.to_thread(engine.lifecycle.bootstrap, paths, guarded)
+        if not stopped:
+            await self._follow_running(engine, paths, spec, upstream)
+            await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
+            await asyncio.to_thread(engine.lifecycle.apply_parameters, paths, spec)
+            sup.spec = spec
 
     async def _follow_running(
         self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, upstream: Upstream
     ) -> None:
         replication = replication_of(engine, spec)
+        sup = self.supervisors[spec.instance_id]
+        if replication.follow_stops_primary:
+            state = await asyncio.to_thread(replication.state, paths, spec)
+            if state.role == "primary":
+                # e.g. a fenced former source that must be rewound while stopped
+                await sup.stop()
+                await asyncio.to_thread(replication.follow, paths, spec, upstream)
+                await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
+                await sup.start(START_TIMEOUT_S)
+                await asyncio.to_thread(engine.lifecycle.bootstrap, paths, spec)
+                return
         if await asyncio.to_thread(replication.follow, paths, spec, upstream):
-            await self.supervisors[spec.instance_id].restart(START_TIMEOUT_S)
+            await sup.restart(START_TIMEOUT_S)
 
     async def _fence(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
         self._known(spec)

@@ -96,9 +96,13 @@ class Agent:
         live = {spec.instance_id for spec in self.store.all()}
         for name in await asyncio.to_thread(osusers.sweep, self.store.root, live):
             log.info("removed the account %s of an instance that no longer exists", name)
+        sources = frozenset(
+            spec.instance_id for spec in self.store.all() if spec.replication_role == "primary"
+        )
         async with asyncio.TaskGroup() as tg:
-            await self.executor.resume(tg)
+            await self.executor.resume(tg, hold=sources)
             workers = [
+                tg.create_task(self._settle_held(sources), name="held-sources"),
                 tg.create_task(self._poller(tg), name="poller"),
                 tg.create_task(self._reporter(), name="reporter"),
                 tg.create_task(self._usage_scanner(), name="usage"),
@@ -169,7 +173,16 @@ class Agent:
                 error_message=f"agent error: {type(exc).__name__}",
             )
         result.seconds = round(time.monotonic() - started, 3)
-        log.info("command %s finished ok=%s in %.2fs", cmd.id, result.ok, result.seconds)
+        if result.ok:
+            log.info("command %s finished ok=True in %.2fs", cmd.id, result.seconds)
+        else:
+            log.warning(
+                "command %s finished ok=False in %.2fs: %s: %s",
+                cmd.id,
+                result.seconds,
+                result.error_code,
+                result.error_message,
+            )
         while True:
             try:
                 await self.control.result(cmd.id, result)
@@ -208,6 +221,24 @@ class Agent:
                 resp = await self.control.heartbeat(hb)
                 self._interval = resp.heartbeat_interval_s
             await asyncio.sleep(self._interval)
+
+    async def _settle_held(self, sources: frozenset[str]) -> None:
+        """Ask the control plane (until it answers) which held sources are sources
+        still, and run those; the others were failed over while the agent was away."""
+        if not sources:
+            return
+        while True:
+            with contextlib.suppress(httpx.HTTPError, NotRegistered):
+                answer = await self.control.roles(sorted(sources))
+                break
+            await asyncio.sleep(1.0)
+        for iid in sources - set(answer.demoted):
+            self.executor.release(iid)
+        for iid in answer.demoted:
+            try:
+                await self.executor.demote(iid)
+            except (OSError, CofferError) as exc:
+                log.error("could not fence the replaced source %s: %s", iid, exc)
 
     async def _log_shipper(self) -> None:
         """A shipping round per running instance with a change log each ``ROUND_S``;

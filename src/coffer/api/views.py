@@ -166,6 +166,8 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
             "name": cfg.name,
             "links": ctx.links("configurations", cfg.id),
         }
+    if rec.replicas or inst.auto_failover:
+        out["auto_failover"] = inst.auto_failover  # Coffer extension
     if rec.replication_role and inst.replication_json:
         # Coffer extension: what the engine reports of its replication
         out["replication"] = replication_view(json.loads(inst.replication_json))

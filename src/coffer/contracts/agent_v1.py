@@ -7,6 +7,8 @@ result     one per command, posted until acknowledged (at-least-once)
 heartbeat  observed engine state; ``seq`` grows monotonically, stale ones are dropped
 log-archives  where and with which key to ship the change logs of the listed instances
            (those with a completed full backup; secrets: the answer is never logged)
+roles      which of the listed instances, sources when the agent last heard, are no
+           longer (failed over while it was away): the agent keeps them from taking writes
 """
 
 from __future__ import annotations
@@ -121,3 +123,12 @@ class LogArchivesRequest(BaseModel):
 class LogArchivesResponse(BaseModel):
     #: instance id → {"store": StoreConfig, "prefix": str, "key": base64, "since": positions}
     archives: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class RolesRequest(BaseModel):
+    instance_ids: list[str] = Field(default_factory=list, max_length=10000)
+
+
+class RolesResponse(BaseModel):
+    #: instances that now follow another source (or are gone): never to take writes again
+    demoted: list[str] = Field(default_factory=list)

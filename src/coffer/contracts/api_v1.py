@@ -104,6 +104,8 @@ class InstanceUpdate(_Body):
     slave_of: Any = None
     datastore_version: str | None = None
     access: AccessIn | None = None
+    #: Coffer extension, on a replica set's source: fail over by itself when it is lost
+    auto_failover: StrictBool | None = None
 
 
 class InstanceUpdateBody(_Body):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -149,6 +150,8 @@ class Instance(Base):
     replication_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: JSON: the replication state the agent last reported (role, streaming, lag, position)
     replication_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: a source whose replica set fails over by itself when it is lost (Coffer extension)
+    auto_failover: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

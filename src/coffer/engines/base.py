@@ -367,6 +367,10 @@ class Replication(Protocol):
     the instance's account), never in the spec.
     """
 
+    #: a primary (e.g. a fenced former source) follows only while stopped: the agent
+    #: stops it, calls ``follow``, and starts it (PostgreSQL rewinds it with pg_rewind)
+    follow_stops_primary: bool
+
     def open_source(
         self, paths: InstancePaths, spec: InstanceSpec, replica_id: str, user: str, password: str
     ) -> dict[str, str]:

@@ -232,3 +232,20 @@ def _volume_fault_changes(row: _Stored, obs: InstanceObservation, now: datetime)
     elif row.fault_details == _VOLUME_FAULT:
         return {"fault_message": None, "fault_details": None, "fault_created": None}
     return {}
+
+
+def demoted(rt: Runtime, host_id: str, instance_ids: list[str]) -> list[str]:
+    """Which of the host's ``instance_ids`` must not take writes: those that follow a
+    source now (failed over while their agent was away) or no longer exist."""
+    with rt.sessions() as s:
+        rows = s.execute(
+            select(Instance.id, Instance.replica_of_id, Instance.deleted).where(
+                Instance.host_id == host_id, Instance.id.in_(instance_ids)
+            )
+        ).all()
+    known = {row.id: row for row in rows}
+    return sorted(
+        iid
+        for iid in instance_ids
+        if iid not in known or known[iid].deleted or known[iid].replica_of_id is not None
+    )

@@ -222,6 +222,11 @@ def rename(rt: Runtime, project_id: str | None, instance_id: str, body: Instance
         return
     if "datastore_version" in others:
         raise BadRequest("datastore version upgrades are not supported by this Coffer version yet")
+    if "auto_failover" in others:
+        replicas.set_auto_failover(rt, project_id, instance_id, body.auto_failover)
+        others.discard("auto_failover")
+        if not others and body.name is None:
+            return
     with rt.sessions.begin() as s:
         rec = records.load(s, instance_id, project_id)
         if body.name is not None:

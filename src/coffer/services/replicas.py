@@ -28,7 +28,16 @@ from coffer.services import catalog, placement, quotas, records
 from coffer.services.claims import claim
 from coffer.services.runtime import Runtime
 
-__all__ = ["REPLICATION_USER", "check_deletable", "create", "detach", "eject", "promote"]
+__all__ = [
+    "REPLICATION_USER",
+    "check_deletable",
+    "claim_for_eject",
+    "create",
+    "detach",
+    "eject",
+    "promote",
+    "set_auto_failover",
+]
 
 #: the account replicas log in with (every engine reserves the name)
 REPLICATION_USER = "coffer_replicator"
@@ -129,6 +138,23 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> list[str]:
     return ids
 
 
+def set_auto_failover(
+    rt: Runtime, project_id: str | None, instance_id: str, enabled: bool | None
+) -> None:
+    """Turn automatic failover of the instance's replica set on or off (on its source)."""
+    if enabled is None:
+        raise BadRequest("auto_failover must be true or false")
+    with rt.sessions.begin() as s:
+        inst = records.load(s, instance_id, project_id).instance
+        if inst.replica_of_id:
+            raise BadRequest(
+                f"Instance {instance_id} is a replica: set auto_failover on its source "
+                f"{inst.replica_of_id}"
+            )
+        inst.auto_failover = enabled
+        inst.updated = utcnow()
+
+
 def check_deletable(s: Session, instance: Instance) -> None:
     """Trove refuses to delete a source that still has replicas (403)."""
     replicas = records.replicas_of(s, [instance.id]).get(instance.id)
@@ -197,13 +223,29 @@ def eject(rt: Runtime, project_id: str | None, instance_id: str) -> str:
                 f"ejected only when lost (silent for {limit} s); use "
                 "promote_to_replica_source on a replica for a planned switchover"
             )
-        for member, need in [(instance_id, None), *[(r, _SERVING_SET) for r in rec.replicas]]:
-            claim(
-                s,
-                member,
-                to=TaskStatus.EJECTING,
-                workflow_id=workflow_id,
-                timeout_s=rt.settings.action_timeout_s,
-                need_service=need,
-            )
+        claim_for_eject(rt, s, instance_id, list(rec.replicas), workflow_id)
     return workflow_id
+
+
+def claim_for_eject(
+    rt: Runtime, s: Session, source_id: str, replica_ids: list[str], workflow_id: str
+) -> None:
+    """Claim the lost source (whatever its engine's state) and its serving replicas
+    (EJECTING), all or none (422 if one is busy)."""
+    claim(
+        s,
+        source_id,
+        to=TaskStatus.EJECTING,
+        workflow_id=workflow_id,
+        timeout_s=rt.settings.action_timeout_s,
+        need_service=None,
+    )
+    for replica_id in replica_ids:
+        claim(
+            s,
+            replica_id,
+            to=TaskStatus.EJECTING,
+            workflow_id=workflow_id,
+            timeout_s=rt.settings.action_timeout_s,
+            need_service=_SERVING_SET,
+        )

@@ -275,21 +275,20 @@ def promote_replica(workflow_id: str, candidate_id: str) -> None:
 
 
 @DBOS.workflow(name="replica.eject")
-def eject_source(workflow_id: str, source_id: str) -> None:
+def eject_source(workflow_id: str, source_id: str, reason: str = "ejected") -> None:
     """The source is lost: promote its most advanced replica, re-point the others, and
     leave the old source a replica of the new one (queued for when its host returns:
-    following makes it read-only)."""
+    its agent holds it back until then, and following makes it read-only)."""
     try:
         candidate_id = most_advanced(source_id)
     except Exception as exc:
         message, details = describe(exc)
         for member in members_claimed(workflow_id):
-            fail_task(
-                member, workflow_id, TaskStatus.NONE.value, f"eject failed: {message}", details
-            )
+            finish_task(member, workflow_id)
+        record_fault(source_id, f"{reason} failed: {message}", details)
         return
-    siblings = [m for m in members_of(candidate_id)[1]]
-    _take_over(workflow_id, candidate_id, source_id, siblings, old_source_alive=False)
+    siblings = members_of(candidate_id)[1]
+    _take_over(workflow_id, candidate_id, source_id, siblings, old_source_alive=False, why=reason)
 
 
 def _take_over(
@@ -299,6 +298,7 @@ def _take_over(
     siblings: list[str],
     *,
     old_source_alive: bool,
+    why: str = "",
 ) -> None:
     try:
         promoted = f"{workflow_id}:promote"
@@ -317,7 +317,7 @@ def _take_over(
     if not old_source_alive:
         record_fault(
             source_id,
-            f"ejected: {candidate_id} took over as source; this instance follows it once its "
+            f"{why}: {candidate_id} took over as source; this instance follows it once its "
             "host is back",
             "",
         )
@@ -388,22 +388,28 @@ def most_advanced(source_id: str) -> str:
 @DBOS.step()
 def switch_roles(candidate_id: str, source_id: str, siblings: list[str]) -> None:
     """Record the new replica set: the candidate is the source (with the old source's
-    replication account), everyone else follows it."""
+    replication account and failover setting), everyone else follows it."""
     rt = current()
     with rt.sessions.begin() as s:
         old = s.get(Instance, source_id)
         assert old is not None
-        secret = old.replication_secret_sealed
+        secret, auto = old.replication_secret_sealed, old.auto_failover
         now = utcnow()
         s.execute(
             update(Instance)
             .where(Instance.id == candidate_id)
-            .values(replica_of_id=None, replication_secret_sealed=secret, updated=now)
+            .values(
+                replica_of_id=None,
+                replication_secret_sealed=secret,
+                auto_failover=auto,
+                replication_json=None,
+                updated=now,
+            )
         )
         s.execute(
             update(Instance)
             .where(Instance.id.in_([source_id, *siblings]))
-            .values(replica_of_id=candidate_id, updated=now)
+            .values(replica_of_id=candidate_id, auto_failover=False, updated=now)
         )
 
 
@@ -430,9 +436,9 @@ def start_promote(workflow_id: str, candidate_id: str) -> None:
         DBOS.start_workflow(promote_replica, workflow_id, candidate_id)
 
 
-def start_eject(workflow_id: str, source_id: str) -> None:
+def start_eject(workflow_id: str, source_id: str, *, reason: str = "ejected") -> None:
     with SetWorkflowID(workflow_id):
-        DBOS.start_workflow(eject_source, workflow_id, source_id)
+        DBOS.start_workflow(eject_source, workflow_id, source_id, reason)
 
 
 def start_create_replica(replica_id: str) -> None:

@@ -18,6 +18,8 @@ from coffer.contracts.agent_v1 import (
     PollResponse,
     RegisterRequest,
     RegisterResponse,
+    RolesRequest,
+    RolesResponse,
 )
 from coffer.services import agents, log_archives
 from coffer.services.commands import CommandBus
@@ -60,3 +62,9 @@ def archives(
     return LogArchivesResponse(
         archives=log_archives.archive_targets(rt, host_id, body.instance_ids)
     )
+
+
+@router.post("/roles")
+def roles(body: RolesRequest, rt: RuntimeDep, credential: Credential = None) -> RolesResponse:
+    host_id = agents.authenticate_host(rt, credential)
+    return RolesResponse(demoted=agents.demoted(rt, host_id, body.instance_ids))

@@ -145,6 +145,8 @@ class MariaDBReplication:
     """The MariaDB ``Replication``: stateless; every method opens its own session over
     the instance's socket and is idempotent."""
 
+    follow_stops_primary = False
+
     def open_source(
         self, paths: InstancePaths, spec: InstanceSpec, replica_id: str, user: str, password: str
     ) -> dict[str, str]:

@@ -143,6 +143,8 @@ def slot_name(replica_id: str) -> str:
 class PostgresReplication:
     """The PostgreSQL ``Replication`` (stateless; see the module notes)."""
 
+    follow_stops_primary = True
+
     def __init__(self, lifecycle: PostgresLifecycle) -> None:
         self._lifecycle = lifecycle
 

@@ -22,11 +22,13 @@ WAL on it for no one).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from coffer.engines.base import InstancePaths
 from coffer.engines.host import EngineUser, run_tool, write_private_file
+from coffer.engines.postgresql.backup import archived_wal_files
 from coffer.engines.postgresql.upstream import UpstreamRecord, render_passfile
 from coffer.errors import EngineError
 
@@ -44,6 +46,7 @@ def rewind(
     """Rewind the stopped instance at ``paths`` onto the running upstream ``record``; a
     one-line summary. Blocks while blocks are copied. ``EngineError`` with the tool's
     reason (then the instance must be re-seeded from a new backup of the primary)."""
+    _bring_back_archived_wal(paths, user)
     passfile = paths.root / _REWIND_PASSFILE
     write_private_file(passfile, render_passfile(record.user, password), user)
     conninfo = (
@@ -70,6 +73,22 @@ def rewind(
     if "no rewind required" in output:
         return "pg_rewind: no rewind required (the histories had not diverged)"
     return "pg_rewind: rewound onto the new primary"
+
+
+def _bring_back_archived_wal(paths: InstancePaths, user: EngineUser) -> None:
+    """Copy the instance's archived WAL that ``pg_wal`` no longer holds back into it:
+    ``pg_rewind`` reads the target's WAL from the last common checkpoint on, and a
+    checkpoint since may have recycled those segments after they were archived."""
+    wal = paths.data_dir / "pg_wal"
+    for archived in archived_wal_files(paths):
+        target = wal / archived.name
+        if target.exists() or archived.name.endswith(".backup"):
+            continue
+        temporary = wal / f".{archived.name}.coffer-tmp"
+        shutil.copyfile(archived, temporary)
+        os.chown(temporary, user.uid, user.gid)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, target)
 
 
 def _drop_local_slots(data_dir: Path) -> None:

@@ -47,12 +47,13 @@ State
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import InstancePaths, ReplicaState, Upstream
-from coffer.engines.redis.acl import replication_rules
-from coffer.engines.redis.catalog import ADMIN_USER, NAME_PATTERN, is_internal_user
+from coffer.engines.redis.acl import parse_user_line, replication_rules
+from coffer.engines.redis.catalog import ADMIN_USER, DEFAULT_USER, NAME_PATTERN, is_internal_user
 from coffer.engines.redis.config import (
     NEVER_ENOUGH_REPLICAS,
     live_settings,
@@ -60,6 +61,7 @@ from coffer.engines.redis.config import (
     upstream_host,
 )
 from coffer.engines.redis.connection import (
+    Client,
     connect,
     info_fields,
     raw_info_replies,
@@ -74,6 +76,8 @@ __all__ = ["RedisReplication", "replica_state"]
 _STATE_TIMEOUT_S = 1.5
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _GUARD_SETTING = "min-replicas-to-write"
+#: ``open_source``'s fact holding the source's tenant users (JSON)
+_USERS_FACT = "users"
 
 
 class RedisReplication:
@@ -83,6 +87,8 @@ class RedisReplication:
     anything changes; Redis failures raise ``EngineError``.
     """
 
+    follow_stops_primary = False
+
     def __init__(self, lifecycle: RedisLifecycle) -> None:
         self._lifecycle = lifecycle
 
@@ -91,13 +97,15 @@ class RedisReplication:
     ) -> dict[str, str]:
         """Set the replication user ``user`` (replication commands only, ``password``
         alone) and ``ACL SAVE``. Idempotent; the replicas' open links are not touched.
-        Returns no facts: Redis keeps nothing per replica."""
+        Returns the source's tenant users (``ACL LIST`` rules, passwords as hashes):
+        ACL users are not replicated, so ``follow`` gives the replica the same ones."""
         _check_account(user)
         _check_password(password)
         with translate_errors("opening the source for replication"), connect(paths) as client:
             run(client, "ACL", "SETUSER", user, *replication_rules(password))
             run(client, "ACL", "SAVE")
-        return {}
+            users = _tenant_users(client)
+        return {_USERS_FACT: json.dumps(users, sort_keys=True)}
 
     def close_source(self, paths: InstancePaths, spec: InstanceSpec, replica_id: str) -> None:
         """Nothing to drop: Redis keeps nothing per replica, and the replication user
@@ -118,6 +126,8 @@ class RedisReplication:
             credentials = ("masteruser", upstream.user, "masterauth", upstream.password)
             run(client, "CONFIG", "SET", *credentials)
             run(client, "REPLICAOF", host, str(upstream.port))
+            if _USERS_FACT in upstream.facts:
+                _mirror_users(client, json.loads(upstream.facts[_USERS_FACT]))
         return False
 
     def promote(self, paths: InstancePaths, spec: InstanceSpec) -> None:
@@ -187,6 +197,29 @@ def replica_state(info: Mapping[str, str], *, fenced: bool = False) -> ReplicaSt
         position=_int(info.get("slave_repl_offset")),
         detail=detail,
     )
+
+
+def _tenant_users(client: Client) -> dict[str, list[str]]:
+    """The tenant (and root) users of the server, ``name -> ACL rules``."""
+    users: dict[str, list[str]] = {}
+    for line in run(client, "ACL", "LIST"):
+        parsed = parse_user_line(str(line))
+        if parsed is not None and not is_internal_user(parsed[0]) and parsed[0] != DEFAULT_USER:
+            users[parsed[0]] = parsed[1]
+    return users
+
+
+def _mirror_users(client: Client, wanted: dict[str, list[str]]) -> None:
+    """Make the replica's tenant users those of its upstream (``ACL SAVE``d)."""
+    current = _tenant_users(client)
+    for name in set(current) - set(wanted):
+        run(client, "ACL", "DELUSER", name)
+    for name, rules in wanted.items():
+        if not NAME_PATTERN.fullmatch(name) or is_internal_user(name) or name == DEFAULT_USER:
+            raise BadRequest(f"the upstream reported an unexpected user {name!r}")
+        if current.get(name) != rules:
+            run(client, "ACL", "SETUSER", name, "reset", *rules)
+    run(client, "ACL", "SAVE")
 
 
 def _int(value: str | None, *, default: int = 0) -> int:
