@@ -297,3 +297,38 @@ def test_redis(cli: Cli, names: set[str], groups: set[str]) -> None:
 
     assert shown["id"] in cli.ok(*INSTANCE, "delete", x)
     cli.wait_gone(x)
+
+
+def test_replicas_through_the_cli(cli: Cli, names: set[str]) -> None:
+    """``--replica-of``, the Role column, ``promote`` and ``detach`` as troveclient sends them."""
+    x, rep = "osc-rp-src", "osc-rp"
+    names.update({x, rep})
+    cli.ok(*INSTANCE, "create", x, "--flavor", "tiny", "--size", "1", *REDIS, *USERS)
+    source = cli.wait_active(x)
+    with kv(source) as r:
+        assert r.set("greeting", "hello")
+    cli.ok(*INSTANCE, "create", rep, "--replica-of", source["id"])
+    replica = cli.wait_active(rep)
+    assert replica["replica_of"] == source["id"]
+    roles = {row["Name"]: row["Role"] for row in cli.json(*INSTANCE, "list")}
+    assert (roles[x], roles[rep]) == ("primary", "replica")
+    wait_for(lambda: _get(replica, "greeting") == b"hello", 30, "replication")
+
+    cli.ok(*INSTANCE, "promote", rep)
+    wait_for(lambda: "replica_of" in cli.show(x), 60, "the switchover")
+    cli.wait_active(rep)
+    with kv(cli.show(rep)) as r:
+        assert r.set("after", "switch")
+    wait_for(lambda: _get(source, "after") == b"switch", 30, "the old source following")
+
+    cli.ok(*INSTANCE, "detach", x)
+    wait_for(lambda: "replica_of" not in cli.show(x), 60, "the detach")
+    cli.wait_active(x)
+    with kv(source) as r:
+        assert r.set("mine", "again")
+
+
+def _get(shown: dict[str, Any], key: str) -> bytes | None:
+    with kv(shown) as r:
+        value = r.get(key)
+    return value if isinstance(value, bytes) else None
