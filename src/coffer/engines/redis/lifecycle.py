@@ -50,6 +50,7 @@ from coffer.engines.redis.connection import (
     run,
     translate_errors,
 )
+from coffer.engines.redis.copies import PARTIAL_DATA_DIR, check_copy, forget_source, own_acl_file
 from coffer.engines.templates import exclusive_lock, fsync_dir
 from coffer.errors import BadRequest, EngineError
 
@@ -59,7 +60,6 @@ __all__ = ["DEFAULT_SERVER", "DataFill", "RedisLifecycle", "is_fenced_instance"]
 DEFAULT_SERVER = Path("/usr/bin/redis-server")
 _SERVER_NAME = "redis-server"
 _PREPARE_LOCK = ".coffer-prepare.lock"
-_PARTIAL_DATA = ".data.partial"
 _PROBE_TIMEOUT_S = 1.0
 _SECRET_BYTES = 32
 _VERSION = re.compile(r"\bv=(\d+)\.(\d+)\.\d+")
@@ -171,6 +171,33 @@ class RedisLifecycle:
             run(client, "ACL", "SETUSER", DEFAULT_USER, "reset")
             run(client, "ACL", "SAVE")
 
+    def adopt_copy(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Make a copy of another instance's root this instance's own (decisions per file
+        in ``coffer.engines.redis.copies``): the source's configuration, replication
+        marker, log, stale socket and pid, half-written files and internal users other
+        than the admin are removed; the dataset and the tenant and root users are kept;
+        the admin user gets a new password (root-only secret). The next ``configure``
+        and start give a standalone, writable primary (unless ``spec.read_only``).
+
+        ``EngineError``, changing nothing, if ``paths.data_dir`` is not a Redis data
+        directory given to ``paths.os_user``, or if a server runs on ``paths``.
+        Idempotent (each call picks a new admin password). Holds the prepare lock."""
+        user = EngineUser.lookup(paths.os_user)
+        check_copy(paths, user)
+        if self.running_pid(paths) is not None:
+            raise EngineError(
+                f"a Redis server runs on {str(paths.root)!r}: a copy is adopted before its "
+                "first start"
+            )
+        with exclusive_lock(paths.root / _PREPARE_LOCK):
+            forget_source(paths)
+            password = _new_admin_secret(paths)
+            acl_text = acl_path(paths).read_text(encoding="utf-8")
+            write_private_file(acl_path(paths), own_acl_file(acl_text, password), user)
+            make_private_dir(paths.run_dir, user)
+            fsync_dir(paths.data_dir)
+            fsync_dir(paths.root)
+
     def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """``CONFIG SET``, in one atomic command, every live setting whose running value
         differs from ``spec`` (parameters absent from ``spec.parameters`` go back to their
@@ -220,7 +247,7 @@ class RedisLifecycle:
 def _lay_down_data_dir(paths: InstancePaths, user: EngineUser, fill: DataFill | None) -> None:
     """Build ``paths.data_dir`` (absent) aside and rename it into place. The caller
     holds the prepare lock (the partial directory is shared)."""
-    partial = paths.root / _PARTIAL_DATA
+    partial = paths.root / PARTIAL_DATA_DIR
     shutil.rmtree(partial, ignore_errors=True)
     make_private_dir(partial, user)
     try:
@@ -286,6 +313,13 @@ def _ensure_admin_secret(paths: InstancePaths) -> str:
         return existing
     password = secrets.token_urlsafe(_SECRET_BYTES)
     write_private_file(path, password + "\n", _agent_account())
+    return password
+
+
+def _new_admin_secret(paths: InstancePaths) -> str:
+    """A new admin password, replacing the file ``_ensure_admin_secret`` reads."""
+    password = secrets.token_urlsafe(_SECRET_BYTES)
+    write_private_file(admin_secret_path(paths), password + "\n", _agent_account())
     return password
 
 
