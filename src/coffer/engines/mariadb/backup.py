@@ -108,6 +108,7 @@ from coffer.engines.mariadb.connection import Session, connect, translate_errors
 from coffer.engines.mariadb.lifecycle import (
     BACKUP_SCRATCH,
     PREPARE_LOCK,
+    RESTORE_SCRATCH,
     remove_backup_scratch,
     reset_admin_login,
 )
@@ -120,7 +121,6 @@ __all__ = ["DEFAULT_BACKUP_TOOL", "DEFAULT_MBSTREAM", "MariaDBBackups"]
 DEFAULT_BACKUP_TOOL = Path("/usr/bin/mariadb-backup")
 DEFAULT_MBSTREAM = Path("/usr/bin/mbstream")
 
-_RESTORE_DIR = ".coffer-restore"
 _CLIENT_FILE = "client.cnf"
 _CHECKPOINTS = "xtrabackup_checkpoints"
 _INFO = "xtrabackup_info"
@@ -225,7 +225,7 @@ class MariaDBBackups:
                     f"{str(paths.data_dir)!r} already exists; restore only into a new instance"
                 )
             discard_staged_logs(paths)
-            work = paths.root / _RESTORE_DIR
+            work = paths.root / RESTORE_SCRATCH
             staged = paths.root / RESTORE_BINLOG_PARTIAL
             _fresh_dir(work)
             try:

@@ -83,6 +83,7 @@ __all__ = [
     "chain_end",
     "discard_staged_logs",
     "roll_forward",
+    "roll_forward_begun",
     "stage_logs",
     "stop_datetime",
 ]
@@ -334,6 +335,15 @@ def roll_forward(
     fsync_dir(paths.root)
     _remove(paths.root / _APPLIED)
     return True
+
+
+def roll_forward_begun(paths: InstancePaths) -> bool:
+    """Whether ``<root>/restore_binlog`` is there with an apply begun (``roll_forward``
+    would refuse it)."""
+    directory = paths.root / RESTORE_BINLOG
+    if directory.is_symlink() or not directory.is_dir():
+        return False
+    return os.path.lexists(directory / _BEGUN)
 
 
 def _read_plan(directory: Path) -> _Plan:

@@ -17,6 +17,46 @@ A replica (``replication`` module) is marked by ``<root>/replica.json``, a fence
 primary by ``<root>/fenced``: ``configure`` renders either ``read_only`` and
 ``apply_parameters`` keeps it so; ``bootstrap`` starts
 following the upstream a ``follow`` on the stopped engine recorded.
+
+A copy of another instance's volume (an instant clone: taken while that engine ran,
+crash-consistent) is made this instance's own by ``adopt_copy``, engine stopped, files
+already the instance's account's. What it does with each file Coffer or MariaDB keeps
+under the root:
+
+Removed
+    ``my.cnf`` (it names the source's paths, port and ``server_id``: nothing may start
+    the copy before ``configure`` renders this instance's); everything in the run
+    directory (the source's socket, pid file and temporary files); ``replica.json``,
+    ``follow-pending.json`` (with the upstream's password) and ``fenced`` (so the copy
+    follows nothing, and is neither a replica nor fenced: ``configure`` renders
+    ``read_only`` from ``spec.read_only`` alone); the ``.coffer-tmp`` temporaries of
+    those files; in the data directory, MariaDB's replica state (``master.info`` with
+    the upstream's password, ``relay-log.info``, the relay logs, and the same for named
+    connections), without which the server starts no replica threads; the scratch
+    directories of a backup (with its one-time password) and of a restore, and the
+    unapplied staging of a point-in-time restore that never completed
+    (``.restore_binlog.partial``).
+Reset at the first ``bootstrap``
+    The source's replication account ``coffer_replicator`` (it holds the password the
+    source's replicas use; the copy is the source of no replica: ``open_source`` makes
+    it afresh if the copy gets replicas), dropped outside the binary log, as recorded by
+    the ``adopted-copy`` marker that ``adopt_copy`` writes and ``bootstrap`` removes once
+    done; ``root@localhost`` made socket-only (a backup running at the copy left a
+    password on it), as for every instance.
+Kept
+    The data directory otherwise: InnoDB and Aria files and logs, and the binary log,
+    which crash recovery at the first start needs (transactions prepared in InnoDB are
+    committed or rolled back by it); the accounts and grants (tenants', ``root@%``),
+    ``mysql.gtid_slave_pos``, the slow log, ``ib_buffer_pool``. The server opens a new
+    binary log file at every start and ``server_id`` follows the instance id, so the
+    copy's own changes go to files of its own under its own server id, continuing the
+    source's GTID sequence; the log archive ships from the copy's first full backup's
+    file on (``binlog``), so the source's files are never shipped as the copy's (they
+    expire with ``binlog_expire_logs_seconds``). ``restore_binlog`` whose apply has not
+    begun (a source not yet bootstrapped after a point-in-time restore) stays, and the
+    copy's first ``bootstrap`` rolls forward as the source's would have; one whose apply
+    had begun is refused (``EngineError``: the copy's data lies somewhere in the middle
+    of the roll forward). ``.coffer-prepare.lock`` and the agent's own files stay.
 """
 
 from __future__ import annotations
@@ -40,18 +80,24 @@ from coffer.engines.mariadb import statements as q
 from coffer.engines.mariadb.binlog import (
     DEFAULT_BINLOG_TOOL,
     DEFAULT_CLIENT,
+    RESTORE_BINLOG,
+    RESTORE_BINLOG_PARTIAL,
     discard_staged_logs,
     roll_forward,
+    roll_forward_begun,
 )
 from coffer.engines.mariadb.catalog import (
     CATALOG,
     INTERNAL_ADMIN,
     INTERNAL_ADMIN_HOST,
+    REPLICATION_USER,
     ROOT_HOST,
     ROOT_USER,
     parse_size,
 )
 from coffer.engines.mariadb.config import (
+    CONFIG_FILE,
+    RELAY_LOG_BASENAME,
     base_settings,
     config_path,
     pid_path,
@@ -59,16 +105,24 @@ from coffer.engines.mariadb.config import (
     server_settings,
 )
 from coffer.engines.mariadb.connection import Session, connect, describe, translate_errors
-from coffer.engines.mariadb.replication import apply_pending_follow, kept_read_only
+from coffer.engines.mariadb.replication import (
+    FENCE_MARKER,
+    PENDING_FOLLOW,
+    REPLICA_MARKER,
+    apply_pending_follow,
+    kept_read_only,
+)
 from coffer.engines.mariadb.template import clone_template, ensure_template
-from coffer.engines.templates import exclusive_lock
+from coffer.engines.templates import exclusive_lock, fsync_dir
 from coffer.errors import BadRequest, EngineError
 
 __all__ = [
+    "ADOPTED_COPY",
     "BACKUP_SCRATCH",
     "DEFAULT_INSTALL_DB",
     "DEFAULT_SERVER",
     "PREPARE_LOCK",
+    "RESTORE_SCRATCH",
     "MariaDBLifecycle",
     "remove_backup_scratch",
     "reset_admin_login",
@@ -80,6 +134,24 @@ DEFAULT_INSTALL_DB = Path("/usr/bin/mariadb-install-db")
 PREPARE_LOCK = ".coffer-prepare.lock"
 #: A backup's scratch directory under the instance root; outside a backup, a leftover.
 BACKUP_SCRATCH = ".coffer-backup"
+#: A restore's scratch directory under the instance root; outside a restore, a leftover.
+RESTORE_SCRATCH = ".coffer-restore"
+#: Written by ``adopt_copy``: the first ``bootstrap`` still has to drop the source's
+#: replication account.
+ADOPTED_COPY = "adopted-copy"
+_ADOPTED_NOTE = "a copy of another instance: bootstrap drops its replication account\n"
+#: Root files a copy of another instance's volume loses (module docstring).
+_SOURCE_FILES = (CONFIG_FILE, REPLICA_MARKER, PENDING_FOLLOW, FENCE_MARKER)
+#: Root directories a copy loses: scratch of a backup, of a restore, of its staging.
+_SOURCE_DIRS = (BACKUP_SCRATCH, RESTORE_SCRATCH, RESTORE_BINLOG_PARTIAL)
+#: ``write_private_file``'s temporary name for a file.
+_TEMPORARY = ".{}.coffer-tmp"
+#: MariaDB's replica state in the data directory, of the default connection and of
+#: named ones (``master-<name>.info``, ``relay-bin-<name>.000001``...).
+_REPLICA_STATE = re.compile(
+    r"(multi-)?master(-.+)?\.info|relay-log(-.+)?\.info"
+    rf"|{re.escape(RELAY_LOG_BASENAME)}(-.+)?\.(index|[0-9]+)"
+)
 _SERVER_NAMES = frozenset({"mariadbd", "mysqld"})
 _PROBE_TIMEOUT_S = 2
 _VERSION_TEXT = re.compile(r"\bVer\s+(\d+\.\d+)\.\d+")
@@ -197,6 +269,9 @@ class MariaDBLifecycle:
         was interrupted is refused with ``EngineError`` (restore again) rather than run
         twice.
 
+        The first ``bootstrap`` of an adopted copy also drops the source's replication
+        account (``adopt_copy``).
+
         The account fixes stay out of the binary log (every instance makes its own).
         Last, a replica restored with ``follow`` on the stopped engine starts following
         (``replication.apply_pending_follow``: ``EngineError`` if the upstream refuses
@@ -212,8 +287,40 @@ class MariaDBLifecycle:
             if session.execute(f"SELECT 1 {_ANONYMOUS_GRANTS}"):
                 session.execute(f"DELETE {_ANONYMOUS_GRANTS}")
                 session.execute("FLUSH PRIVILEGES")
+            adopted = paths.root / ADOPTED_COPY
+            if adopted.exists():
+                for (host,) in session.execute(q.ACCOUNTS_NAMED, (REPLICATION_USER,)):
+                    session.execute(*q.drop_user(REPLICATION_USER, host))
+                adopted.unlink()
         reset_admin_login(paths)
         apply_pending_follow(paths, spec)
+
+    def adopt_copy(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Make a copy of another instance's volume this instance's own, before its first
+        ``configure`` and start (engine stopped; the files already the instance's
+        account's): remove what made the source a replica, fenced or a source of
+        replicas and what named its paths, keep the data and its logs for crash recovery
+        (module docstring, file by file), and leave the ``adopted-copy`` marker for the
+        first ``bootstrap``. Idempotent; the removals are fsynced.
+
+        ``EngineError``, before anything changes, if ``paths.data_dir`` is not a MariaDB
+        data directory, or if the source was in the middle of a point-in-time roll
+        forward (clone it once it serves)."""
+        _check_copy(paths)
+        owner = EngineUser.lookup(paths.os_user)
+        for name in _SOURCE_FILES:
+            for path in (paths.root / name, paths.root / _TEMPORARY.format(name)):
+                path.unlink(missing_ok=True)
+        remove_backup_scratch(paths)
+        for name in _SOURCE_DIRS:
+            shutil.rmtree(paths.root / name, ignore_errors=True)
+        for entry in paths.data_dir.iterdir():
+            if _REPLICA_STATE.fullmatch(entry.name) and not entry.is_dir():
+                entry.unlink()
+        _empty_run_dir(paths, owner)
+        write_private_file(paths.root / ADOPTED_COPY, _ADOPTED_NOTE, owner)
+        for directory in (paths.data_dir, paths.run_dir, paths.root):
+            fsync_dir(directory)
 
     def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """``SET GLOBAL`` every dynamic parameter: its value in ``spec.parameters``, else
@@ -256,6 +363,43 @@ def remove_backup_scratch(paths: InstancePaths) -> None:
     if scratch.is_symlink():
         scratch.unlink()
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_copy(paths: InstancePaths) -> None:
+    """``EngineError`` unless ``paths.data_dir`` is a MariaDB data directory a copy may
+    be made of (module docstring)."""
+    data_dir = paths.data_dir
+    is_data_dir = (
+        data_dir.is_dir()
+        and not data_dir.is_symlink()
+        and (data_dir / "mysql").is_dir()
+        and (data_dir / "ibdata1").is_file()
+    )
+    if not is_data_dir:
+        raise EngineError(
+            f"{str(data_dir)!r} is not a MariaDB data directory (no mysql/ and ibdata1): "
+            "the copied volume is not of a MariaDB instance"
+        )
+    if roll_forward_begun(paths):
+        raise EngineError(
+            f"the copy holds a point-in-time roll forward ({RESTORE_BINLOG}) the source had "
+            "begun but not finished, so its data lies partway through it; clone the source "
+            "once it serves"
+        )
+
+
+def _empty_run_dir(paths: InstancePaths, owner: EngineUser) -> None:
+    """Leave ``paths.run_dir`` an empty 0700 directory of ``owner``."""
+    run_dir = paths.run_dir
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        run_dir.unlink()
+    elif run_dir.is_dir():
+        for entry in run_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    make_private_dir(run_dir, owner)
 
 
 def reset_admin_login(paths: InstancePaths) -> None:
