@@ -38,6 +38,8 @@ Directories on the instance's volume, beside the data directory:
   (``upstream``): what it follows, rendered as ``primary_conninfo`` (which names the
   password file, never the password) and ``primary_slot_name``. Outside the data
   directory, so neither a backup nor a ``pg_rewind`` ever carries them.
+* ``.rewind.pgpass`` — exists only while ``pg_rewind`` runs (``rewind``): the password
+  file it connects to the new primary with.
 
 Always rendered: ``wal_log_hints = on`` (so that a former primary can be rewound with
 ``pg_rewind``; templates have no data checksums) and ``max_slot_wal_keep_size``, a
@@ -67,6 +69,7 @@ __all__ = [
     "MAX_SOCKET_PATH_BYTES",
     "RECOVERY_SIGNAL",
     "RECOVERY_TARGET",
+    "REWIND_PASSFILE",
     "SETTINGS_FILE",
     "STANDBY_SIGNAL",
     "StandbySource",
@@ -97,6 +100,8 @@ STANDBY_SIGNAL = "standby.signal"
 FENCE_MARKER = "fenced"
 #: in ``restore_wal/``: the ``recovery_target_time`` of a point-in-time restore, if any
 RECOVERY_TARGET = "recovery_target"
+#: in the instance's root while ``pg_rewind`` runs: the password file it connects with
+REWIND_PASSFILE = ".rewind.pgpass"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; PostgreSQL and libpq refuse longer paths.
 MAX_SOCKET_PATH_BYTES = 107
 DEFAULT_ALLOWED_CIDRS: tuple[str, ...] = ("0.0.0.0/0", "::/0")

@@ -9,6 +9,9 @@ settings while the restore's recovery is pending; the first start replays the re
 WAL (accepting no connections meanwhile) and promotes; ``bootstrap`` waits for that,
 then renders the settings without recovery and removes the restored WAL.
 
+After ``adopt_copy`` (a clone: a copy of another instance's volume, ``clone``) the same
+holds: the first start recovers the copy and promotes, ``bootstrap`` waits for that.
+
 A replica (``standby.signal``, made by ``replication``) stays in recovery for good:
 ``configure`` renders its upstream (``upstream``) and ``bootstrap`` has nothing to do on
 it (its catalogs are its primary's, changed there) and never waits for its recovery.
@@ -31,6 +34,7 @@ from coffer.engines.host import (
     write_private_file,
 )
 from coffer.engines.postgresql.catalog import CATALOG
+from coffer.engines.postgresql.clone import adopt_copied_files, adopted, check_copy
 from coffer.engines.postgresql.config import (
     FENCE_MARKER,
     HBA_FILE,
@@ -202,6 +206,28 @@ class PostgresLifecycle:
         for dbname in ("template1", "postgres"):
             with translate_errors("bootstrap"), connect(paths, spec, dbname=dbname) as conn:
                 conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+    def adopt_copy(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Make a crash-consistent copy of another instance's volume, handed over to
+        ``paths.os_user``, this instance's own (``clone`` lists what is removed, reset or
+        kept): no pid file or socket of the source, no upstream, fence, replication
+        slots or archived WAL; ``recovery.signal`` so that the first start recovers and
+        promotes to a new timeline. Idempotent: once done for this instance, a later
+        call (even after the clone ran) changes nothing. Holds the prepare lock
+        meanwhile. ``EngineError``, changing nothing, if the data directory is not one
+        of ``spec.version`` owned by the instance's account, or if its engine runs."""
+        user = EngineUser.lookup(paths.os_user)
+        check_copy(paths, spec, user)
+        check_traversable(paths.root, user)
+        with exclusive_lock(paths.root / PREPARE_LOCK):
+            if adopted(paths, spec):
+                return
+            if (pid := self.running_pid(paths)) is not None:
+                raise EngineError(
+                    f"PostgreSQL (pid {pid}) runs on {str(paths.data_dir)!r}: a copy is "
+                    "adopted with its engine stopped"
+                )
+            adopt_copied_files(paths, spec, user)
 
     def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Reload the configuration ``configure`` wrote: settings that need no restart

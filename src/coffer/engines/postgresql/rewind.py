@@ -29,6 +29,8 @@ from pathlib import Path
 from coffer.engines.base import InstancePaths
 from coffer.engines.host import EngineUser, run_tool, write_private_file
 from coffer.engines.postgresql.backup import archived_wal_files
+from coffer.engines.postgresql.clone import drop_replication_slots
+from coffer.engines.postgresql.config import REWIND_PASSFILE
 from coffer.engines.postgresql.upstream import UpstreamRecord, render_passfile
 from coffer.errors import EngineError
 
@@ -36,7 +38,6 @@ __all__ = ["rewind"]
 
 #: the source database ``pg_rewind`` connects to (every role may connect to it)
 _SOURCE_DATABASE = "postgres"
-_REWIND_PASSFILE = ".rewind.pgpass"
 _STDERR_TAIL = 1500
 
 
@@ -47,7 +48,7 @@ def rewind(
     one-line summary. Blocks while blocks are copied. ``EngineError`` with the tool's
     reason (then the instance must be re-seeded from a new backup of the primary)."""
     _bring_back_archived_wal(paths, user)
-    passfile = paths.root / _REWIND_PASSFILE
+    passfile = paths.root / REWIND_PASSFILE
     write_private_file(passfile, render_passfile(record.user, password), user)
     conninfo = (
         f"host={record.host} port={record.port} user={record.user} dbname={_SOURCE_DATABASE} "
@@ -69,7 +70,7 @@ def rewind(
             f"(exit {result.returncode}): {output[-_STDERR_TAIL:]}; re-seed it from a new "
             "backup of the primary"
         )
-    _drop_local_slots(paths.data_dir)
+    drop_replication_slots(paths.data_dir)
     if "no rewind required" in output:
         return "pg_rewind: no rewind required (the histories had not diverged)"
     return "pg_rewind: rewound onto the new primary"
@@ -89,13 +90,3 @@ def _bring_back_archived_wal(paths: InstancePaths, user: EngineUser) -> None:
         os.chown(temporary, user.uid, user.gid)
         os.chmod(temporary, 0o600)
         os.replace(temporary, target)
-
-
-def _drop_local_slots(data_dir: Path) -> None:
-    """Remove the stopped instance's replication slots (one directory each)."""
-    slots = data_dir / "pg_replslot"
-    if not slots.is_dir():
-        return
-    for entry in slots.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
