@@ -115,7 +115,7 @@ def test_bad_point_in_time_requests_change_nothing(
                 assert words in fault(r)[2], fault(r)
 
             soon = (now_utc() + timedelta(hours=1)).isoformat()
-            refused(c, {"instanceRef": src["id"]}, 400, "needs restore_time")
+            refused(c, {"instanceRef": "no-such-instance", "restore_time": soon}, 404, "")
             refused(c, {"restore_time": soon}, 400, "needs backupRef")
             refused(
                 c,

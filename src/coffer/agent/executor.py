@@ -23,7 +23,7 @@ from coffer.agent.volumes import Usage, Volumes
 from coffer.contracts.agent_v1 import AgentCommand, CommandKind
 from coffer.contracts.engine import DatabaseSpec, InstanceSpec, UserSpec, UserUpdate
 from coffer.engines.base import Admin, Engine, InstancePaths, Upstream
-from coffer.engines.host import EngineUser, chown_tree
+from coffer.engines.host import EngineUser, chown_tree, hand_over
 from coffer.errors import BadRequest, CofferError, EngineError, NotFound
 
 log = logging.getLogger("coffer.agent.executor")
@@ -219,9 +219,16 @@ class Executor:
         account = await asyncio.to_thread(osusers.ensure_account, spec.instance_id, self.store.root)
         root = self.store.paths(spec.instance_id).root
         restore = payload.get("restore")
-        # a restored instance's data comes from its backup, not from the template
-        template = None if restore else await asyncio.to_thread(self._volume_template, engine, spec)
+        clone = payload.get("clone")
+        # a restored or cloned instance's data comes from elsewhere, not from the template
+        template = (
+            None
+            if restore or clone
+            else await asyncio.to_thread(self._volume_template, engine, spec)
+        )
         fresh = not root.exists() or not any(root.iterdir())
+        if clone:
+            await self._clone_volume(spec, str(clone["source_id"]))
         await asyncio.to_thread(
             self.volumes.attach, spec.instance_id, root, spec.volume_gb, template
         )
@@ -231,6 +238,8 @@ class Executor:
             data_dir = self.store.paths(spec.instance_id).data_dir
             await asyncio.to_thread(chown_tree, data_dir, EngineUser.lookup(account))
         paths = self.store.save(spec)
+        if clone and await asyncio.to_thread(engine.lifecycle.running_pid, paths) is None:
+            await asyncio.to_thread(self._adopt_clone, engine, paths, spec, str(clone["source_id"]))
         if restore and not paths.data_dir.exists():
             try:
                 await asyncio.to_thread(restore_chain, engine, paths, spec, restore)
@@ -245,8 +254,8 @@ class Executor:
         await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
         await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
         sup = self._supervisor(spec)
-        # a restored engine may replay a long log before it answers
-        await sup.start(RESTORE_START_TIMEOUT_S if restore else START_TIMEOUT_S)
+        # a restored or cloned engine may replay a long log before it answers
+        await sup.start(RESTORE_START_TIMEOUT_S if restore or clone else START_TIMEOUT_S)
         await asyncio.to_thread(engine.lifecycle.bootstrap, paths, spec)
         if follow is not None and not restore:
             await self._follow_running(engine, paths, spec, follow)
@@ -254,6 +263,28 @@ class Executor:
         users = [UserSpec.model_validate(u) for u in payload.get("users", [])]
         await asyncio.to_thread(_create_missing, engine.admin(paths, spec), dbs, users)
         return observation(self.supervisors[spec.instance_id])
+
+    async def _clone_volume(self, spec: InstanceSpec, source_id: str) -> None:
+        """The new volume as a point-in-time copy of the source's (same host)."""
+        if source_id not in self.supervisors:
+            raise NotFound(f"instance {source_id} to clone is not on host {self._host_name}")
+        source_root = self.store.paths(source_id).root
+        await asyncio.to_thread(
+            self.volumes.clone,
+            source_id,
+            source_root,
+            spec.instance_id,
+            spec.volume_gb,
+        )
+
+    def _adopt_clone(
+        self, engine: Engine, paths: InstancePaths, spec: InstanceSpec, source_id: str
+    ) -> None:
+        """Give the copied files to the clone's account; the engine makes them its own."""
+        source_user = EngineUser.lookup(osusers.account_name(source_id))
+        hand_over(paths.root, source_user.uid, EngineUser.lookup(paths.os_user))
+        paths.log_file.unlink(missing_ok=True)  # the source's history, not the clone's
+        engine.lifecycle.adopt_copy(paths, spec)
 
     async def _delete(self, spec: InstanceSpec, _: dict[str, Any]) -> dict[str, Any]:
         sup = self.supervisors.pop(spec.instance_id, None)

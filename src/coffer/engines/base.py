@@ -151,6 +151,18 @@ class Lifecycle(Protocol):
     def bootstrap(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """One-time setup after the first successful start (e.g. internal roles). Idempotent."""
 
+    def adopt_copy(self, paths: InstancePaths, spec: InstanceSpec) -> None:
+        """Make the files under ``paths.root`` — a point-in-time copy of another
+        instance's volume taken while its engine ran (crash-consistent, as after a power
+        loss) — this instance's own, before its first ``configure`` and start (engine
+        stopped): remove the source's pid/lock files and sockets, and whatever made the
+        source a replica, a source of replicas, fenced, or archiving its change log; the
+        copy then starts as a standalone primary holding the source's data and accounts
+        (crash recovery at its first start). Idempotent; ``EngineError`` if the files
+        are not an instance of this engine.
+        """
+        ...
+
     def apply_parameters(self, paths: InstancePaths, spec: InstanceSpec) -> None:
         """Make the running engine take ``spec.parameters`` without a restart.
 

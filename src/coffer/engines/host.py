@@ -336,6 +336,16 @@ def _abort(process: subprocess.Popen[bytes], tail: _StderrTail) -> None:
     tail.text()
 
 
+def hand_over(root: Path, previous_uid: int, user: EngineUser) -> None:
+    """Give every file and directory under ``root`` owned by ``previous_uid`` (another
+    instance's account, in a copy of its volume) to ``user``; others (root's) stay."""
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = os.path.join(directory, name)
+            if os.lstat(path).st_uid == previous_uid:
+                os.chown(path, user.uid, user.gid, follow_symlinks=False)
+
+
 def chown_tree(root: Path, user: EngineUser) -> None:
     """Give ``root`` and everything under it to ``user`` (symlinks not followed)."""
     os.chown(root, user.uid, user.gid)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from coffer import engines
 from coffer.clock import isoformat, utcnow
 from coffer.contracts.api_v1 import BackupCreate, RestorePointIn
-from coffer.db.models import Backup, DatastoreVersion, Instance
+from coffer.db.models import Backup, DatastoreVersion, Host, Instance
 from coffer.domain.states import (
     IDLE_TASKS,
     RUNNING_BACKUPS,
@@ -36,7 +36,7 @@ from coffer.errors import (
     NotImplementedByDatastore,
     UnprocessableEntity,
 )
-from coffer.services import backup_strategies, log_archives, quotas, records
+from coffer.services import backup_strategies, clones, log_archives, quotas, records
 from coffer.services.backup_records import (
     DELETE_PREFIX,
     BackupRecord,
@@ -299,6 +299,9 @@ class RestorePlan:
     version: DatastoreVersion
     #: JSON-ready payload for the agent (holds data keys: travels sealed)
     payload: dict[str, Any]
+    #: a clone: the source's host (the new instance must live there), and what to copy
+    clone_host: Host | None = None
+    clone: dict[str, Any] | None = None
 
 
 def plan_restore(
@@ -308,21 +311,22 @@ def plan_restore(
     otherwise, as Trove), and the data fits the volume (403 ``BackupTooLarge``); with a
     ``restore_time``, the roll-forward to it (400 outside the restorable window)."""
     target_time = _utc(point.restore_time)
+    if point.instanceRef is not None and point.backupRef is None and target_time is None:
+        version, host, copy = clones.plan_clone(s, project_id, point.instanceRef, volume_gb)
+        return RestorePlan(version, {}, clone_host=host, clone=copy)
     if point.backupRef is not None and point.instanceRef is not None:
         raise BadRequest("restorePoint takes either backupRef or instanceRef, not both")
     if point.backupRef is not None:
         target = load(s, point.backupRef, project_id)
         chain = chain_of(s, target.backup)
-    elif point.instanceRef is not None:
-        if target_time is None:
-            raise BadRequest("restorePoint.instanceRef needs restore_time (the moment to restore)")
+    elif point.instanceRef is not None and target_time is not None:
         source = records.load(s, point.instanceRef, project_id).instance
         chain = _newest_chain_before(s, source, target_time)
         target = load(s, chain[-1].id, project_id)
     else:
         raise BadRequest(
-            "restorePoint needs backupRef (a backup to restore) or instanceRef and "
-            "restore_time (an instance's data as of a moment)"
+            "restorePoint needs backupRef (a backup to restore) or instanceRef (an "
+            "instance to clone, as of restore_time if given)"
         )
     raw = sum(b.raw_bytes or 0 for b in chain)
     if raw > volume_gb * _GB:

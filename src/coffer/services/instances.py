@@ -75,6 +75,8 @@ class CreateExtras:
     users: list[UserSpec]
     #: the backup chain to restore from (holds data keys), if any
     restore: dict[str, Any] | None = None
+    #: the instance to clone (on the same host), if any
+    clone: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         out: dict[str, Any] = {
@@ -83,6 +85,8 @@ class CreateExtras:
         }
         if self.restore is not None:
             out["restore"] = self.restore
+        if self.clone is not None:
+            out["clone"] = self.clone
         return json.dumps(out)
 
 
@@ -149,7 +153,7 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
                 given = catalog.resolve_version(s, ds.type, ds.version).version
                 if given.id != version.id:
                     raise BadRequest(
-                        f"the backup to restore holds {version.manager} "
+                        f"the instance or backup to restore holds {version.manager} "
                         f"{version.name}; an instance restored from it must use that datastore "
                         "version (omit 'datastore' or name the same one)"
                     )
@@ -159,7 +163,10 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
             ).version
         extras = _initial_objects(version.manager, body)
         if body.restorePoint is not None:
-            extras = replace(extras, restore=plan.payload)
+            if plan.clone is not None:
+                extras = replace(extras, clone=plan.clone)
+            else:
+                extras = replace(extras, restore=plan.payload)
         config_id = body.configuration or body.configuration_id
         parameters = "{}"
         if config_id:
@@ -172,7 +179,10 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> records.Instan
         quotas.lock_project(s, project_id)
         quotas.check(rt, s, project_id, {"instances": 1, "ram": flavor.ram_mb, "volumes": size})
         expiry = timedelta(seconds=rt.settings.heartbeat_expiry_s)
-        host = placement.choose_host(s, version.manager, version.version, expiry)
+        if body.restorePoint is not None and plan.clone_host is not None:
+            host = plan.clone_host  # a clone shares its source's volume pool
+        else:
+            host = placement.choose_host(s, version.manager, version.version, expiry)
         port = placement.lease_port(s, host, instance_id)
         now = utcnow()
         s.add(
