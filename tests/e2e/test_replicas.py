@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.support.api import delete_instances, fault, wait_instance
 from tests.support.backups import ENGINES, Engine, rows
@@ -162,5 +163,41 @@ def test_bad_replica_requests_change_nothing(server: CofferServer, admin: Creden
             assert r.status_code == 400 and "not a replica source" in fault(r)[2], r.text
             assert show(c, src["id"])["status"] == "ACTIVE"
             assert show(c, replica["id"])["replica_of"]["id"] == src["id"]
+        finally:
+            delete_instances(c, ids=reversed(made))
+
+
+def test_redis_replicas_share_their_sources_accounts(
+    server: CofferServer, admin: Credentials
+) -> None:
+    """Redis does not replicate its users: Coffer copies every account change of a source
+    to its replicas, and refuses one made on a replica."""
+    engine = ENGINES["redis"]
+    made: list[str] = []
+    with admin.client() as c:
+        try:
+            src = wait_instance(
+                c, c.post("/instances", json=engine.body("rp-acl-src")).json()["instance"]["id"]
+            )
+            made.append(src["id"])
+            r = c.post("/instances", json={"instance": {"name": "rp-acl", "replica_of": src["id"]}})
+            replica = wait_instance(c, r.json()["instance"]["id"], timeout=180)
+            made.append(replica["id"])
+            user = {"users": [{"name": "carol", "password": "carol-pw-1"}]}
+            assert c.post(f"/instances/{src['id']}/users", json=user).status_code == 202
+            names = {u["name"] for u in c.get(f"/instances/{replica['id']}/users").json()["users"]}
+            assert {"app", "carol"} <= names
+            with redis.Redis(
+                host=replica["ip"][0], port=replica["port"], username="carol", password="carol-pw-1"
+            ) as r:
+                assert r.ping()
+            r = c.post(
+                f"/instances/{replica['id']}/users",
+                json={"users": [{"name": "dave", "password": "x-pw-1"}]},
+            )
+            assert r.status_code == 400 and "replica" in fault(r)[2], r.text
+            assert c.delete(f"/instances/{src['id']}/users/carol").status_code == 202
+            names = {u["name"] for u in c.get(f"/instances/{replica['id']}/users").json()["users"]}
+            assert "carol" not in names
         finally:
             delete_instances(c, ids=reversed(made))

@@ -78,6 +78,9 @@ class Catalog(Protocol):
     #: whether the engine has a ``LogArchive`` and restores to a point in time
     point_in_time_recovery: bool
 
+    #: whether replication carries users and grants to replicas (if not, the control
+    #: plane makes each account change on the replicas too)
+    accounts_replicate: bool
     #: how a new replica gets its data: "backup" — restored from a fresh full backup of
     #: its source (``Backups``), then following; "engine" — starts empty and the engine
     #: copies the data itself once it follows; None — the engine has no replicas

@@ -6,6 +6,7 @@ source of truth, as in Trove); passwords travel only inside sealed agent command
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -15,10 +16,12 @@ from coffer.contracts.agent_v1 import CommandKind
 from coffer.contracts.engine import DatabaseSpec, UserSpec
 from coffer.db.models import Instance
 from coffer.domain.states import ServiceStatus, TaskStatus
-from coffer.errors import UnprocessableEntity
+from coffer.errors import BadRequest, CofferError, UnprocessableEntity
 from coffer.services import records
 from coffer.services.commands import CommandBus
 from coffer.services.runtime import Runtime
+
+log = logging.getLogger("coffer.admin_ops")
 
 _READY_TASKS = {TaskStatus.NONE.value, TaskStatus.RESTART_REQUIRED.value}
 _READY_SERVICE = {ServiceStatus.HEALTHY.value, ServiceStatus.RUNNING.value}
@@ -29,10 +32,29 @@ def engine_name(rt: Runtime, project_id: str | None, instance_id: str) -> str:
         return records.load(s, instance_id, project_id).version.manager
 
 
+#: operations that change accounts (copied to the replicas of engines whose replication
+#: does not carry accounts)
+_ACCOUNT_OPS = frozenset(
+    {
+        "create_users",
+        "delete_user",
+        "update_user",
+        "grant_access",
+        "revoke_access",
+        "enable_root",
+        "disable_root",
+    }
+)
+
+
 async def call(
     rt: Runtime, project_id: str | None, instance_id: str, op: str, args: dict[str, Any]
 ) -> dict[str, Any]:
-    """Run one admin operation on the instance's engine and return its result."""
+    """Run one admin operation on the instance's engine and return its result.
+
+    Where the engine's replication does not carry accounts (``Catalog.accounts_replicate``
+    false: Redis), an account change on a source is made on its replicas too, and one
+    on a replica is refused (its accounts follow its source's)."""
     with rt.sessions() as s:
         rec = records.load(s, instance_id, project_id)
         inst = rec.instance
@@ -41,8 +63,34 @@ async def call(
                 f"Instance {instance_id} is not currently available for an action to be "
                 f"performed (task {inst.task_status}, service {inst.service_status})."
             )
-        spec = records.spec_of(rec)
-        host_id = rec.host.id
+        copied = op in _ACCOUNT_OPS and not engines.catalog(rec.version.manager).accounts_replicate
+        if copied and inst.replica_of_id:
+            raise BadRequest(
+                f"Instance {instance_id} is a replica: its accounts follow its source "
+                f"{inst.replica_of_id}; change them there"
+            )
+        targets = [(instance_id, rec.host.id, records.spec_of(rec))]
+        if copied:
+            for replica_id in rec.replicas:
+                replica = records.load(s, replica_id, None)
+                targets.append((replica_id, replica.host.id, records.spec_of(replica)))
+    result: dict[str, Any] = {}
+    for index, (target_id, host_id, spec) in enumerate(targets):
+        try:
+            answer = await _run(rt, target_id, host_id, spec.model_dump(), op, args)
+        except CofferError:
+            if index == 0:
+                raise
+            log.exception("copying %s to replica %s failed", op, target_id)
+            continue
+        if index == 0:
+            result = answer
+    return result
+
+
+async def _run(
+    rt: Runtime, instance_id: str, host_id: str, spec: dict[str, Any], op: str, args: dict[str, Any]
+) -> dict[str, Any]:
     command_id = f"admin-{instance_id}-{op}-{uuid.uuid4().hex}"
     bus = CommandBus(rt)
     bus.submit(
@@ -50,7 +98,7 @@ async def call(
         host_id=host_id,
         instance_id=instance_id,
         kind=CommandKind.ADMIN,
-        payload={"spec": spec.model_dump(), "op": op, "args": args},
+        payload={"spec": spec, "op": op, "args": args},
     )
     return await bus.wait_async(command_id, rt.settings.admin_call_timeout_s)
 

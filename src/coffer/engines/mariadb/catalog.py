@@ -435,6 +435,7 @@ class MariaDBCatalog:
     incremental_backups: bool = True
     point_in_time_recovery: bool = True
     replica_seed: str | None = "backup"
+    accounts_replicate: bool = True
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         """A restore from a backup reads the shipped log from its ``binlog_file`` on."""

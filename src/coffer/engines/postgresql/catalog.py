@@ -213,6 +213,7 @@ class PostgresCatalog:
     incremental_backups: bool = True
     point_in_time_recovery: bool = True
     replica_seed: str | None = "backup"
+    accounts_replicate: bool = True
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         """A restore from a backup reads the shipped log from its ``wal_file`` on."""

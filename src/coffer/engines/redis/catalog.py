@@ -233,6 +233,7 @@ class RedisCatalog:
     incremental_backups: bool = False
     point_in_time_recovery: bool = False
     replica_seed: str | None = "engine"
+    accounts_replicate: bool = False
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         return None  # no change log
