@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pymysql  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from coffer.contracts.engine import DatabaseSpec, UserSpec
-from coffer.engines.base import BackupOutcome, Engine
+from coffer.engines.base import BackupOutcome
 from coffer.engines.host import EngineUser, run_tool
 from coffer.engines.mariadb import build_engine
 from coffer.engines.mariadb.config import socket_path
@@ -35,7 +35,7 @@ from tests.integration.test_mariadb_engine import (
     ENGINE_USER,
     MARIADBD,
     Server,
-    cleanup_steps,
+    bare_server_fixture,
     run,
 )
 from tests.support import engine_harness
@@ -54,19 +54,7 @@ workspace = engine_harness.workspace_fixture("cfmyb-")
 engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
-@pytest.fixture(scope="module")
-def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Server]]:
-    """Factory of servers with their own OS accounts and nothing on disk yet; all are
-    stopped and their accounts removed at the end, even after failures."""
-    fleet = engine_harness.Fleet(cleanup_steps)
-
-    def make(name: str) -> Server:
-        server = fleet.add(Server(engine, workspace / name, port=free_port()))
-        server.create_account(workspace)
-        return server
-
-    yield make
-    fleet.close()
+new_server = bare_server_fixture(free_port)
 
 
 def start(server: Server) -> None:

@@ -22,7 +22,7 @@ import re
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ import pymysql  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from coffer.contracts.engine import DatabaseSpec, UserSpec
-from coffer.engines.base import Engine
 from coffer.engines.host import EngineUser, hand_over
 from coffer.engines.mariadb import build_engine
 from coffer.engines.mariadb.catalog import REPLICATION_USER
@@ -45,7 +44,7 @@ from tests.integration.test_mariadb_engine import (
     MARIADBD,
     READ_ONLY,
     Server,
-    cleanup_steps,
+    bare_server_fixture,
     refused,
     run,
 )
@@ -73,19 +72,7 @@ _STATUS_LSNS = ("Log sequence number", "Log flushed up to", "Pages flushed up to
 _BINLOG_HEAD = struct.Struct("<4sIBI")
 
 
-@pytest.fixture(scope="module")
-def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Server]]:
-    """Factory of servers with their own OS accounts and nothing on disk yet; all are
-    stopped and their accounts removed at the end, even after failures."""
-    fleet = engine_harness.Fleet(cleanup_steps)
-
-    def make(name: str) -> Server:
-        server = fleet.add(Server(engine, workspace / name, port=free_port()))
-        server.create_account(workspace)
-        return server
-
-    yield make
-    fleet.close()
+new_server = bare_server_fixture(free_port)
 
 
 @dataclass

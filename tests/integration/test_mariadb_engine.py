@@ -175,6 +175,26 @@ workspace = engine_harness.workspace_fixture("cfmy-")
 engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
+def bare_server_fixture(take_port: Callable[[], int]) -> Any:
+    """A module-scoped ``new_server`` fixture for other modules: a factory of servers on
+    ports from ``take_port``, with their own OS accounts and nothing on disk yet; all are
+    stopped and their accounts removed at the end, even after failures."""
+
+    @pytest.fixture(scope="module", name="new_server")
+    def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Server]]:
+        fleet = engine_harness.Fleet(cleanup_steps)
+
+        def make(name: str) -> Server:
+            server = fleet.add(Server(engine, workspace / name, port=take_port()))
+            server.create_account(workspace)
+            return server
+
+        yield make
+        fleet.close()
+
+    return new_server
+
+
 @pytest.fixture(scope="module")
 def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[..., Server]]:
     """Factory of prepared, configured, stopped servers, each with its own OS account.

@@ -26,13 +26,18 @@ from typing import Any, BinaryIO
 import pymysql  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
-from coffer.engines.base import BackupOutcome, Engine, LogFile, Recovery
+from coffer.engines.base import BackupOutcome, LogFile, Recovery
 from coffer.engines.mariadb import build_engine
 from coffer.engines.mariadb.binlog import MariaDBLogArchive
 from coffer.engines.mariadb.config import server_id, socket_path
 from coffer.errors import EngineError
 from tests.integration.test_mariadb_backup import backup, contents, leftovers, start
-from tests.integration.test_mariadb_engine import ENGINE_USER, MARIADBD, Server, cleanup_steps
+from tests.integration.test_mariadb_engine import (
+    ENGINE_USER,
+    MARIADBD,
+    Server,
+    bare_server_fixture,
+)
 from tests.support import engine_harness
 
 pytestmark = engine_harness.engine_marks("mariadb_pitr", MARIADBD, "MariaDB is not installed")
@@ -48,19 +53,7 @@ workspace = engine_harness.workspace_fixture("cfmyp-")
 engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
-@pytest.fixture(scope="module")
-def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Server]]:
-    """Factory of servers with their own OS accounts and nothing on disk yet; all are
-    stopped and their accounts removed at the end, even after failures."""
-    fleet = engine_harness.Fleet(cleanup_steps)
-
-    def make(name: str) -> Server:
-        server = fleet.add(Server(engine, workspace / name, port=free_port()))
-        server.create_account(workspace)
-        return server
-
-    yield make
-    fleet.close()
+new_server = bare_server_fixture(free_port)
 
 
 class ShippedLogs:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from coffer.contracts.engine import DatabaseSpec, UserSpec
-from coffer.engines.base import Engine, Replication, Upstream
+from coffer.engines.base import Replication, Upstream
 from coffer.engines.host import EngineUser
 from coffer.engines.mariadb import build_engine
 from coffer.engines.mariadb.catalog import REPLICATION_USER
@@ -34,7 +34,7 @@ from tests.integration.test_mariadb_engine import (
     MARIADBD,
     READ_ONLY,
     Server,
-    cleanup_steps,
+    bare_server_fixture,
     refused,
     run,
 )
@@ -55,19 +55,7 @@ ROOT_PASSWORD = "r00t-pa$$"
 WAIT_S = 60.0
 
 
-@pytest.fixture(scope="module")
-def new_server(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Server]]:
-    """Factory of servers with their own OS accounts and nothing on disk yet; all are
-    stopped and their accounts removed at the end, even after failures."""
-    fleet = engine_harness.Fleet(cleanup_steps)
-
-    def make(name: str) -> Server:
-        server = fleet.add(Server(engine, workspace / name, port=free_port()))
-        server.create_account(workspace)
-        return server
-
-    yield make
-    fleet.close()
+new_server = bare_server_fixture(free_port)
 
 
 def replication_of(server: Server) -> Replication:
