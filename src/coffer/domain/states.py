@@ -64,6 +64,9 @@ ACTIONABLE_SERVICE = frozenset(
     }
 )
 
+#: Service states of an engine that answers queries (it may refuse writes: BLOCKED).
+SERVING = frozenset({ServiceStatus.HEALTHY, ServiceStatus.RUNNING, ServiceStatus.BLOCKED})
+
 _TASK_STATUS = {
     TaskStatus.BUILDING: "BUILD",
     TaskStatus.REBOOTING: "REBOOT",

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from coffer.db.models import DatastoreVersion, Host
-from coffer.domain.states import ServiceStatus, TaskStatus
+from coffer.domain.states import SERVING, ServiceStatus, TaskStatus
 from coffer.errors import BadRequest, NotImplementedByDatastore
 from coffer.services import records
 
@@ -26,7 +26,6 @@ __all__ = ["CLONE_VOLUMES", "plan_clone"]
 
 #: the volume mode (host fact "volumes") that can take instant clones
 CLONE_VOLUMES = "xfs-loop"
-_SERVING = (ServiceStatus.HEALTHY.value, ServiceStatus.RUNNING.value, ServiceStatus.BLOCKED.value)
 
 
 def plan_clone(
@@ -36,7 +35,10 @@ def plan_clone(
     the source serves, its host can clone, the volume is at least the source's."""
     source = records.load(s, source_id, project_id)
     inst = source.instance
-    if inst.task_status == TaskStatus.BUILDING.value or inst.service_status not in _SERVING:
+    if (
+        inst.task_status == TaskStatus.BUILDING.value
+        or ServiceStatus(inst.service_status) not in SERVING
+    ):
         raise BadRequest(
             f"Instance {source_id} must be running to be cloned "
             f"(task {inst.task_status}, service {inst.service_status})"

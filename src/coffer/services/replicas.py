@@ -21,7 +21,7 @@ from coffer import engines
 from coffer.clock import utcnow
 from coffer.contracts.api_v1 import InstanceCreate
 from coffer.db.models import Instance
-from coffer.domain.states import ServiceStatus, TaskStatus
+from coffer.domain.states import SERVING, ServiceStatus, TaskStatus
 from coffer.errors import BadRequest, Forbidden, NotImplementedByDatastore
 from coffer.security import new_password
 from coffer.services import catalog, placement, quotas, records
@@ -44,8 +44,6 @@ REPLICATION_USER = "coffer_replicator"
 _MAX_REPLICAS = 3
 #: only these may be given along with ``replica_of`` (the rest come from the source)
 _ALLOWED_WITH_REPLICA = {"name", "replica_of", "replica_count", "flavorRef", "volume", "access"}
-_SERVING = (ServiceStatus.HEALTHY.value, ServiceStatus.RUNNING.value)
-_SERVING_SET = frozenset({ServiceStatus.HEALTHY, ServiceStatus.RUNNING, ServiceStatus.BLOCKED})
 
 
 def create(rt: Runtime, project_id: str, body: InstanceCreate) -> list[str]:
@@ -77,7 +75,10 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> list[str]:
             )
         if engines.catalog(source.version.manager).replica_seed is None:
             raise NotImplementedByDatastore(f"{source.version.manager} has no replicas")
-        if src.task_status != TaskStatus.NONE.value or src.service_status not in _SERVING:
+        if (
+            src.task_status != TaskStatus.NONE.value
+            or ServiceStatus(src.service_status) not in SERVING
+        ):
             raise BadRequest(
                 f"Instance {src.id} must be ACTIVE and healthy to be replicated "
                 f"(task {src.task_status}, service {src.service_status})"
@@ -247,5 +248,5 @@ def claim_for_eject(
             to=TaskStatus.EJECTING,
             workflow_id=workflow_id,
             timeout_s=rt.settings.action_timeout_s,
-            need_service=_SERVING_SET,
+            need_service=SERVING,
         )
