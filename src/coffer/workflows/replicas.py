@@ -24,7 +24,9 @@ from coffer.clock import utcnow
 from coffer.contracts.agent_v1 import CommandKind
 from coffer.db.models import Backup, DatastoreVersion, Host, Instance
 from coffer.domain.states import BackupState, TaskStatus
+from coffer.errors import CofferError
 from coffer.services.backup_records import DELETE_PREFIX, object_key, restore_payload
+from coffer.services.commands import CommandBus
 from coffer.services.replicas import REPLICATION_USER
 from coffer.storage.sealed import new_data_key
 from coffer.workflows import backups as backup_steps
@@ -35,6 +37,9 @@ __all__ = ["start_create_replica", "start_detach", "start_eject", "start_promote
 
 #: how long a switchover waits for the candidate to apply the fenced source's last change
 CATCH_UP_TIMEOUT_S = 60.0
+#: how long a lost former source is waited for to rejoin as a replica, and how often
+REJOIN_WAIT_S = 7 * 24 * 3600.0
+REJOIN_POLL_S = 5.0
 
 
 @DBOS.workflow(name="replica.create")
@@ -326,7 +331,9 @@ def _take_over(
 
 
 def _repoint(workflow_id: str, member: str, source_id: str, *, wait: bool) -> None:
-    """Make ``member`` a replica of ``source_id``; a failure is recorded on it."""
+    """Make ``member`` a replica of ``source_id``; a failure is recorded on it. Without
+    ``wait`` (a lost member) a workflow of its own waits for the member's host to come
+    back and records a failed rejoin."""
     try:
         opened = f"{workflow_id}:open-{member}"
         send_command(opened, source_id, CommandKind.REPLICATION_OPEN.value, {}, grant(member))
@@ -337,9 +344,44 @@ def _repoint(workflow_id: str, member: str, source_id: str, *, wait: bool) -> No
         )
         if wait:
             await_command(followed, member)
+        else:
+            with SetWorkflowID(f"{followed}:rejoin"):
+                DBOS.start_workflow(await_rejoin, member, source_id, followed)
     except Exception as exc:
         message, details = describe(exc)
         record_fault(member, f"could not follow the new source {source_id}: {message}", details)
+
+
+@DBOS.workflow(name="replica.rejoin")
+def await_rejoin(member: str, source_id: str, command_id: str) -> None:
+    """Wait (durably, polling every ``REJOIN_POLL_S``, for up to ``REJOIN_WAIT_S``) for a
+    lost former source to follow ``source_id``; record a failure on it (it must then be
+    replaced by a new replica)."""
+    waited = 0.0
+    while waited < REJOIN_WAIT_S:
+        failure = command_failure(command_id)
+        if failure is None:
+            DBOS.sleep(REJOIN_POLL_S)
+            waited += REJOIN_POLL_S
+            continue
+        if failure:
+            record_fault(
+                member,
+                f"could not rejoin as a replica of {source_id}: {failure}; replace it with a "
+                "new replica",
+                "",
+            )
+        return
+    record_fault(member, f"its host did not come back within {REJOIN_WAIT_S / 3600:.0f} h", "")
+
+
+@DBOS.step()
+def command_failure(command_id: str) -> str | None:
+    """None while the command runs, "" once it succeeded, else its error message."""
+    try:
+        return None if CommandBus(current()).outcome(command_id) is None else ""
+    except CofferError as exc:
+        return exc.message
 
 
 @DBOS.step()
