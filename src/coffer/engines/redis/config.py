@@ -13,6 +13,14 @@ Files of one instance (``paths`` is its ``InstancePaths``):
   ``masterauth``, or the fence's ``min-replicas-to-write``, which overrides the volume
   guard's), so a replica keeps following across restarts and configures. The password
   is thus in ``redis.conf`` too, which only the instance account reads.
+* ``root/coffer-cluster.json`` — the cluster marker (``coffer.engines.redis.cluster``):
+  the instance is a Redis Cluster node, with its node timeout, announced address and
+  the password of the cluster's internal accounts (the same on every member); owned by
+  the agent (root), mode 0600. ``configure`` renders it after ``server_settings`` and
+  before the replication marker: ``cluster-enabled``, ``cluster-config-file`` (the
+  node's identity and view, ``data/nodes.conf``), ``cluster-node-timeout``,
+  ``cluster-announce-ip``, ``masteruser``/``masterauth`` (what a replica authenticates
+  as to its master). The password is thus in ``redis.conf`` too.
 * ``root/coffer-admin.secret`` — the password of Coffer's admin ACL user; owned by the
   agent (root), mode 0600, never in the data directory, never logged.
 * ``data/users.acl`` — the ACL users (``aclfile``), kept by Redis's ``ACL SAVE``.
@@ -51,6 +59,10 @@ __all__ = [
     "ADMIN_SECRET_FILE",
     "AOF_DIR",
     "AOF_FILE",
+    "CLUSTER_BUS_OFFSET",
+    "CLUSTER_FILE",
+    "CLUSTER_NODES_FILE",
+    "CLUSTER_NODE_TIMEOUT_MS",
     "CONFIG_FILE",
     "MAX_SOCKET_PATH_BYTES",
     "NEVER_ENOUGH_REPLICAS",
@@ -63,6 +75,9 @@ __all__ = [
     "admin_secret_path",
     "aof_dir",
     "aof_manifest_path",
+    "cluster_marker",
+    "cluster_path",
+    "cluster_settings",
     "config_path",
     "is_fenced",
     "live_settings",
@@ -83,6 +98,13 @@ CONFIG_FILE = "redis.conf"
 ADMIN_SECRET_FILE = "coffer-admin.secret"
 ACL_FILE = "users.acl"
 REPLICATION_FILE = "coffer-replication.json"
+CLUSTER_FILE = "coffer-cluster.json"
+#: ``cluster-config-file`` (under the data directory), written by Redis itself
+CLUSTER_NODES_FILE = "nodes.conf"
+#: the cluster bus listens on the client port plus this (Redis's default ``cluster-port``)
+CLUSTER_BUS_OFFSET = 10000
+#: bounds of ``cluster-node-timeout`` Coffer accepts (milliseconds)
+CLUSTER_NODE_TIMEOUT_MS = (500, 600_000)
 #: ``dbfilename``: where ``BGSAVE`` and the save points write the RDB snapshot
 RDB_FILE = "dump.rdb"
 #: ``appenddirname`` (under the data directory) and ``appendfilename`` (its files' prefix)
@@ -120,6 +142,10 @@ def config_path(paths: InstancePaths) -> Path:
 
 def replication_path(paths: InstancePaths) -> Path:
     return paths.root / REPLICATION_FILE
+
+
+def cluster_path(paths: InstancePaths) -> Path:
+    return paths.root / CLUSTER_FILE
 
 
 def admin_secret_path(paths: InstancePaths) -> Path:
@@ -282,6 +308,74 @@ def replication_settings(marker: str) -> dict[str, SettingValue]:
     if parsed.get("fenced") is True:
         return {_FENCE_SETTING: NEVER_ENOUGH_REPLICAS}
     return {}
+
+
+def cluster_marker(
+    *, user: str, password: str, node_timeout_ms: int, announce_ip: str | None
+) -> str:
+    """The cluster marker's text: a cluster node whose replicas authenticate to their
+    master as ``user`` with ``password``. ``BadRequest`` naming the problem (never the
+    password) for a timeout, address, account or password Redis could not take."""
+    _check_cluster(user, password, node_timeout_ms, announce_ip)
+    marker = {
+        "version": _MARKER_VERSION,
+        "user": user,
+        "password": password,
+        "node_timeout_ms": node_timeout_ms,
+        "announce_ip": None if announce_ip is None else str(ipaddress.ip_address(announce_ip)),
+    }
+    return json.dumps(marker) + "\n"
+
+
+def cluster_settings(marker: str, paths: InstancePaths) -> dict[str, SettingValue]:
+    """The ``redis.conf`` directives of the cluster ``marker`` text (none for "").
+    ``EngineError`` for a damaged marker."""
+    if not marker.strip():
+        return {}
+    try:
+        parsed = json.loads(marker)
+        if parsed["version"] != _MARKER_VERSION:
+            raise ValueError(parsed["version"])
+        user, password = str(parsed["user"]), str(parsed["password"])
+        timeout = int(parsed["node_timeout_ms"])
+        announce = parsed["announce_ip"]
+        _check_cluster(user, password, timeout, None if announce is None else str(announce))
+    except (KeyError, TypeError, ValueError, BadRequest):
+        raise EngineError(
+            f"the cluster marker {CLUSTER_FILE} is damaged; enable the cluster again"
+        ) from None
+    settings: dict[str, SettingValue] = {
+        "cluster-enabled": True,
+        "cluster-config-file": str(paths.data_dir / CLUSTER_NODES_FILE),
+        "cluster-node-timeout": timeout,
+        # membership is the control plane's: Redis must not move replicas between masters
+        # or turn a master that lost its slots into a replica on its own
+        "cluster-allow-replica-migration": False,
+        "masteruser": user,
+        "masterauth": password,
+    }
+    if announce is not None:
+        settings["cluster-announce-ip"] = str(announce)
+    return settings
+
+
+def _check_cluster(user: str, password: str, node_timeout_ms: int, announce_ip: str | None) -> None:
+    low, high = CLUSTER_NODE_TIMEOUT_MS
+    if not low <= node_timeout_ms <= high:
+        raise BadRequest(f"cluster node timeout {node_timeout_ms} ms is outside {low}-{high} ms")
+    if announce_ip is not None:
+        try:
+            ipaddress.ip_address(announce_ip)
+        except ValueError:
+            raise BadRequest(
+                f"cluster announce address {announce_ip!r} is not an IP address"
+            ) from None
+    if not NAME_PATTERN.fullmatch(user) or not is_internal_user(user):
+        raise BadRequest(
+            f"{user!r} is not a Coffer internal account (a name starting with 'coffer')"
+        )
+    if not password or any(ord(char) < 0x20 or ord(char) == 0x7F for char in password):
+        raise BadRequest("the cluster password must be non-empty, without control characters")
 
 
 def is_fenced(marker: str) -> bool:

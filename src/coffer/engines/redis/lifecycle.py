@@ -33,6 +33,8 @@ from coffer.engines.redis.config import (
     ACL_FILE,
     acl_path,
     admin_secret_path,
+    cluster_path,
+    cluster_settings,
     config_path,
     is_fenced,
     live_settings,
@@ -123,11 +125,12 @@ class RedisLifecycle:
         """Rewrite ``redis.conf`` whole, and make sure the ACL file disables the default
         user and knows the admin password (rewritten only if it does not, so a running
         server's ``ACL SAVE`` is not raced). The replication marker's directives
-        (``follow``, ``fence``, ``promote``) are rendered last. Everything is validated
-        before any write."""
+        (``follow``, ``fence``, ``promote``) are rendered last, after the cluster marker's
+        (``coffer.engines.redis.cluster``). Everything is validated before any write."""
         if not paths.data_dir.is_dir():
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
         settings = server_settings(spec, paths)
+        settings.update(cluster_settings(_read_file(cluster_path(paths)), paths))
         settings.update(replication_settings(_read_marker(paths)))
         text = render_config(settings)
         password = read_admin_password(paths)
@@ -288,8 +291,13 @@ def is_fenced_instance(paths: InstancePaths) -> bool:
 
 def _read_marker(paths: InstancePaths) -> str:
     """The replication marker's text, "" if there is none."""
+    return _read_file(replication_path(paths))
+
+
+def _read_file(path: Path) -> str:
+    """A marker file's text, "" if there is none."""
     try:
-        return replication_path(paths).read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ""
 
