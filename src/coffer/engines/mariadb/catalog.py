@@ -60,6 +60,7 @@ __all__ = [
     "ROOT_HOST",
     "ROOT_USER",
     "SERVER_BASE_BYTES",
+    "SST_USER",
     "SYSTEM_DATABASES",
     "SYSTEM_USERS",
     "MariaDBCatalog",
@@ -86,6 +87,9 @@ ROOT_HOST = "%"
 #: The account replicas log in to their source with (``replication``): REPLICATION SLAVE
 #: only, from ``%``; reserved, so no tenant can own, see, rename or delete it.
 REPLICATION_USER = "coffer_replicator"
+#: The account a Galera donor's ``mariabackup`` logs in with for a state transfer
+#: (``galera``): ``localhost`` only, backup privileges only; reserved like the above.
+SST_USER = "coffer_sst"
 #: Schemas every server has; never listed, created or dropped through the API.
 SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
 #: Accounts and roles MariaDB itself owns; never listed through the API.
@@ -97,6 +101,7 @@ _RESERVED_USERS = frozenset(
         *(user.lower() for user in SYSTEM_USERS),
         "coffer_admin",
         REPLICATION_USER,
+        SST_USER,
         "current_user",
         "current_role",
         "none",

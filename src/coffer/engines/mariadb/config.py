@@ -92,6 +92,8 @@ SettingValue = bool | int | float | str
 _GROUP = "[mariadbd]"
 _HEADER = "# Written by Coffer at each configure; edits here are lost. Use configuration groups.\n"
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+-]+")
+#: A word that needs quotes (``=`` and ``;`` separate Galera's provider options).
+_QUOTED_VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+=;-]+")
 _HOST_TEXT = re.compile(r"[A-Za-z0-9.:-]+")
 _SERVER_ID_SPACE = 4294967295  # server_id is 1 .. 2**32 - 1
 #: (parameter, the default that follows it upwards): MariaDB caps the first by the second.
@@ -224,7 +226,8 @@ def render_value(value: SettingValue) -> str:
     """An option-file value: ``ON``/``OFF``, a number, ``""`` or a plain word.
 
     Words may hold letters, digits and ``_.,:/@%+-`` only, so no value can carry a
-    quote, an escape, a comment or a line break into the file.
+    quote, an escape, a comment or a line break into the file; a word that also holds
+    ``=`` or ``;`` (Galera's ``wsrep_provider_options``) is written in double quotes.
     """
     if isinstance(value, bool):
         return "ON" if value else "OFF"
@@ -234,11 +237,13 @@ def render_value(value: SettingValue) -> str:
         return repr(value)
     if value == "":
         return '""'
-    if not _BARE_VALUE.fullmatch(value):
-        raise BadRequest(
-            f"configuration value {value!r} may hold only letters, digits and '_.,:/@%+-'"
-        )
-    return value
+    if _BARE_VALUE.fullmatch(value):
+        return value
+    if _QUOTED_VALUE.fullmatch(value):
+        return f'"{value}"'
+    raise BadRequest(
+        f"configuration value {value!r} may hold only letters, digits and '_.,:/@%+-=;'"
+    )
 
 
 def _check_port(port: int) -> None:

@@ -29,13 +29,14 @@ Removed
     directory (the source's socket, pid file and temporary files); ``replica.json``,
     ``follow-pending.json`` (with the upstream's password) and ``fenced`` (so the copy
     follows nothing, and is neither a replica nor fenced: ``configure`` renders
-    ``read_only`` from ``spec.read_only`` alone); the ``.coffer-tmp`` temporaries of
-    those files; in the data directory, MariaDB's replica state (``master.info`` with
-    the upstream's password, ``relay-log.info``, the relay logs, and the same for named
-    connections), without which the server starts no replica threads; the scratch
-    directories of a backup (with its one-time password) and of a restore, and the
-    unapplied staging of a point-in-time restore that never completed
-    (``.restore_binlog.partial``).
+    ``read_only`` from ``spec.read_only`` alone); ``galera.json`` (the source's Galera
+    membership and state transfer password: a copy joins no cluster); the
+    ``.coffer-tmp`` temporaries of those files; in the data directory, MariaDB's replica
+    state (``master.info`` with the upstream's password, ``relay-log.info``, the relay
+    logs, and the same for named connections), without which the server starts no
+    replica threads; the scratch directories of a backup (with its one-time password)
+    and of a restore, and the unapplied staging of a point-in-time restore that never
+    completed (``.restore_binlog.partial``).
 Reset at the first ``bootstrap``
     The source's replication account ``coffer_replicator`` (it holds the password the
     source's replicas use; the copy is the source of no replica: ``open_source`` makes
@@ -105,6 +106,12 @@ from coffer.engines.mariadb.config import (
     server_settings,
 )
 from coffer.engines.mariadb.connection import Session, connect, describe, translate_errors
+from coffer.engines.mariadb.galera import (
+    GALERA_MARKER,
+    bootstrapping,
+    cluster_settings,
+    settle,
+)
 from coffer.engines.mariadb.replication import (
     FENCE_MARKER,
     PENDING_FOLLOW,
@@ -141,7 +148,7 @@ RESTORE_SCRATCH = ".coffer-restore"
 ADOPTED_COPY = "adopted-copy"
 _ADOPTED_NOTE = "a copy of another instance: bootstrap drops its replication account\n"
 #: Root files a copy of another instance's volume loses (module docstring).
-_SOURCE_FILES = (CONFIG_FILE, REPLICA_MARKER, PENDING_FOLLOW, FENCE_MARKER)
+_SOURCE_FILES = (CONFIG_FILE, REPLICA_MARKER, PENDING_FOLLOW, FENCE_MARKER, GALERA_MARKER)
 #: Root directories a copy loses: scratch of a backup, of a restore, of its staging.
 _SOURCE_DIRS = (BACKUP_SCRATCH, RESTORE_SCRATCH, RESTORE_BINLOG_PARTIAL)
 #: ``write_private_file``'s temporary name for a file.
@@ -226,15 +233,20 @@ class MariaDBLifecycle:
         if not (paths.data_dir / "mysql").is_dir():
             raise EngineError(f"{str(paths.data_dir)!r} is not a prepared data directory")
         settings = server_settings(spec, paths, replica=kept_read_only(paths))
+        settings.update(cluster_settings(paths, spec))
         text = render_settings(settings)
         write_private_file(config_path(paths), text, EngineUser.lookup(paths.os_user))
         remove_backup_scratch(paths)
 
     def command(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
         """The foreground server reading only Coffer's file:
-        ``mariadbd --defaults-file=<root>/my.cnf``."""
+        ``mariadbd --defaults-file=<root>/my.cnf``, plus ``--wsrep-new-cluster`` while a
+        Galera member is to start a new cluster (``galera``)."""
         self._check_installed(spec.version)
-        return [str(self._server), f"--defaults-file={config_path(paths)}"]
+        argv = [str(self._server), f"--defaults-file={config_path(paths)}"]
+        if bootstrapping(paths):
+            argv.append("--wsrep-new-cluster")
+        return argv
 
     def running_pid(self, paths: InstancePaths) -> int | None:
         """The pid in the pid file if that process is alive and is a mariadbd reading this
@@ -275,7 +287,12 @@ class MariaDBLifecycle:
         The account fixes stay out of the binary log (every instance makes its own).
         Last, a replica restored with ``follow`` on the stopped engine starts following
         (``replication.apply_pending_follow``: ``EngineError`` if the upstream refuses
-        it); this does not wait for it to catch up."""
+        it); this does not wait for it to catch up.
+
+        A Galera member first waits until it is Synced (``galera.settle``: the node
+        refuses queries before; a bootstrapping one then makes the state transfer
+        account and stops bootstrapping at later starts)."""
+        settle(paths)
         roll_forward(paths, binlog_tool=self._binlog_tool, client=self._client)
         with translate_errors("bootstrap"), connect(paths) as session:
             session.execute("SET SESSION sql_log_bin = 0")

@@ -17,7 +17,7 @@ import hashlib
 import re
 
 from coffer.contracts.engine import DatabaseSpec
-from coffer.engines.mariadb.catalog import REPLICATION_USER
+from coffer.engines.mariadb.catalog import REPLICATION_USER, SST_USER
 
 __all__ = [
     "ACCOUNTS_NAMED",
@@ -65,11 +65,11 @@ USER_EXISTS = "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s"
 #: params: user. Rows: host, of every account with that name.
 ACCOUNTS_NAMED = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N'"
 #: Rows: user, host, of accounts that are not roles, not anonymous, not MariaDB's own,
-#: not the replication account.
+#: not the replication or state-transfer account.
 LIST_USERS = (
     "SELECT User, Host FROM mysql.user"
     " WHERE is_role = 'N' AND User <> ''"
-    f" AND User NOT IN ('root', 'mariadb.sys', 'mysql', '{REPLICATION_USER}')"
+    f" AND User NOT IN ('root', 'mariadb.sys', 'mysql', '{REPLICATION_USER}', '{SST_USER}')"
     " ORDER BY User, Host"
 )
 #: Rows: user, host, database grant pattern.
