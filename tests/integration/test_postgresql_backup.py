@@ -20,7 +20,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -148,16 +148,8 @@ workspace = engine_harness.workspace_fixture("cfpgb-")
 engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
-@pytest.fixture(scope="module")
-def instances(workspace: Path, engine: Engine) -> Iterator[Callable[..., Instance]]:
-    """Factory of (not yet prepared) instances; every one started is stopped at the end."""
-    fleet: engine_harness.Fleet[Instance] = engine_harness.Fleet(lambda s: [s.stop])
-
-    def make(name: str, os_user: str = ENGINE_USER) -> Instance:
-        return fleet.add(Instance(engine, workspace / name, os_user))
-
-    yield make
-    fleet.close()
+#: factory of (not yet prepared) instances; every one started is stopped at the end
+instances = engine_harness.fleet_fixture("instances", Instance, lambda s: [s.stop])
 
 
 @pytest.fixture(scope="module")

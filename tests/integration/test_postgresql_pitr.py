@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,16 +131,8 @@ workspace = engine_harness.workspace_fixture("cfpgp-")
 engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
-@pytest.fixture(scope="module")
-def instances(workspace: Path, engine: Engine) -> Iterator[Callable[[str], PitrInstance]]:
-    """Factory of (not yet prepared) instances; every one started is stopped at the end."""
-    fleet: engine_harness.Fleet[PitrInstance] = engine_harness.Fleet(lambda s: [s.stop])
-
-    def make(name: str) -> PitrInstance:
-        return fleet.add(PitrInstance(engine, workspace / name))
-
-    yield make
-    fleet.close()
+#: factory of (not yet prepared) instances; every one started is stopped at the end
+instances = engine_harness.fleet_fixture("instances", PitrInstance, lambda s: [s.stop])
 
 
 @pytest.fixture(scope="module")

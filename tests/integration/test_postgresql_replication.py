@@ -18,7 +18,7 @@ import pwd
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +131,8 @@ workspace = engine_harness.workspace_fixture("cfpgr-")
 engine = engine_harness.engine_fixture(build_engine, ENGINE_USER)
 
 
-@pytest.fixture(scope="module")
-def instances(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Instance]]:
-    """Factory of (not yet prepared) instances; every one started is stopped at the end."""
-    fleet: engine_harness.Fleet[Instance] = engine_harness.Fleet(lambda s: [s.stop])
-
-    def make(name: str) -> Instance:
-        return fleet.add(Instance(engine, workspace / name))
-
-    yield make
-    fleet.close()
+#: factory of (not yet prepared) instances; every one started is stopped at the end
+instances = engine_harness.fleet_fixture("instances", Instance, lambda s: [s.stop])
 
 
 @pytest.fixture(scope="module")

@@ -20,20 +20,18 @@ import os
 import pwd
 import stat
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from coffer.agent.osusers import ensure_account
-from coffer.contracts.engine import InstanceSpec, UserSpec
-from coffer.engines.base import Engine, InstancePaths
+from coffer.contracts.engine import UserSpec
+from coffer.engines.base import Engine
 from coffer.engines.redis import build_engine
 from coffer.engines.redis.catalog import REPLICATION_USER
 from coffer.errors import EngineError
-from tests.integration.test_redis_engine import REDIS_VERSION, SERVER, cleanup_steps, client
+from tests.integration.test_redis_engine import SERVER, cleanup_steps, client
 from tests.integration.test_redis_replication import (
     APP,
     APP_PASSWORD,
@@ -58,20 +56,7 @@ class Node(ReplicationNode):
     """A replication test node on a port of this module's range."""
 
     def __init__(self, engine: Engine, root: Path) -> None:
-        self.engine = engine
-        self.instance_id = uuid.uuid4().hex
-        self.os_user = ensure_account(self.instance_id, root.parent)
-        self.paths = InstancePaths(root=root, os_user=self.os_user)
-        self.spec = InstanceSpec(
-            instance_id=self.instance_id,
-            engine="redis",
-            version=REDIS_VERSION,
-            port=free_port(),
-            ram_mb=256,
-            vcpus=1,
-            volume_gb=1,
-        )
-        self.process = None
+        super().__init__(engine, root, port=free_port())
 
     def admin_info(self, section: str) -> dict[str, object]:
         secret = (self.paths.root / "coffer-admin.secret").read_text().strip()

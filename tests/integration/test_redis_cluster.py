@@ -15,7 +15,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,9 +23,8 @@ import redis
 from redis.cluster import ClusterNode as ClientNode
 from redis.cluster import RedisCluster
 
-from coffer.agent.osusers import ensure_account
-from coffer.contracts.engine import InstanceSpec, UserSpec
-from coffer.engines.base import Engine, InstancePaths
+from coffer.contracts.engine import UserSpec
+from coffer.engines.base import Engine
 from coffer.engines.redis import build_engine
 from coffer.engines.redis.cluster import (
     SLOT_COUNT,
@@ -43,7 +41,7 @@ from coffer.engines.redis.cluster import (
 from coffer.engines.redis.config import cluster_path
 from coffer.engines.redis.lifecycle import RedisLifecycle
 from coffer.errors import BadRequest
-from tests.integration.test_redis_engine import REDIS_VERSION, SERVER, Server, cleanup_steps
+from tests.integration.test_redis_engine import SERVER, Server, cleanup_steps
 from tests.support import engine_harness
 
 pytestmark = engine_harness.engine_marks("redis_cluster", SERVER, "redis-server is not installed")
@@ -72,20 +70,7 @@ class Member(Server):
     """A ``Server`` on a port of this module's range, made a cluster node."""
 
     def __init__(self, engine: Engine, root: Path) -> None:
-        self.engine = engine
-        self.instance_id = uuid.uuid4().hex
-        self.os_user = ensure_account(self.instance_id, root.parent)
-        self.paths = InstancePaths(root=root, os_user=self.os_user)
-        self.spec = InstanceSpec(
-            instance_id=self.instance_id,
-            engine="redis",
-            version=REDIS_VERSION,
-            port=free_port(),
-            ram_mb=256,
-            vcpus=1,
-            volume_gb=1,
-        )
-        self.process = None
+        super().__init__(engine, root, port=free_port())
         assert isinstance(engine.lifecycle, RedisLifecycle)
         self.cluster = RedisClusterMember(engine.lifecycle)
         self.node_id = ""

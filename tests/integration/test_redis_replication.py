@@ -25,14 +25,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from coffer.agent.osusers import ensure_account
-from coffer.contracts.engine import InstanceSpec, UserSpec
-from coffer.engines.base import Engine, InstancePaths, ReplicaState, Replication, Upstream
+from coffer.contracts.engine import UserSpec
+from coffer.engines.base import Engine, ReplicaState, Replication, Upstream
 from coffer.engines.redis import build_engine
 from coffer.engines.redis.catalog import CATALOG, REPLICATION_USER
 from coffer.errors import BadRequest, EngineError
 from tests.integration.test_redis_engine import (
-    REDIS_VERSION,
     SERVER,
     Server,
     cleanup_steps,
@@ -54,21 +52,8 @@ WAIT_S = 30.0
 class Node(Server):
     """A ``Server`` on a port of this module's range."""
 
-    def __init__(self, engine: Engine, root: Path) -> None:
-        self.engine = engine
-        self.instance_id = uuid.uuid4().hex
-        self.os_user = ensure_account(self.instance_id, root.parent)
-        self.paths = InstancePaths(root=root, os_user=self.os_user)
-        self.spec = InstanceSpec(
-            instance_id=self.instance_id,
-            engine="redis",
-            version=REDIS_VERSION,
-            port=free_port(),
-            ram_mb=256,
-            vcpus=1,
-            volume_gb=1,
-        )
-        self.process = None
+    def __init__(self, engine: Engine, root: Path, port: int | None = None) -> None:
+        super().__init__(engine, root, port=free_port() if port is None else port)
 
     @property
     def replication(self) -> Replication:

@@ -119,6 +119,28 @@ class Fleet(Generic[S]):
             raise failures[0]
 
 
+def fleet_fixture(
+    name: str,
+    make: Callable[..., S],
+    cleanup: Callable[[S], Sequence[Callable[[], object]]],
+) -> Any:
+    """A module-scoped fixture ``name``: a factory ``(server_name, *args)`` returning
+    ``make(engine, <workspace>/<server_name>, *args)``; every server made is cleaned up
+    by ``cleanup`` at the end of the module (see ``Fleet``)."""
+
+    @pytest.fixture(scope="module", name=name)
+    def fixture(workspace: Path, engine: Engine) -> Iterator[Callable[..., S]]:
+        fleet: Fleet[S] = Fleet(cleanup)
+
+        def factory(server_name: str, *args: Any) -> S:
+            return fleet.add(make(engine, workspace / server_name, *args))
+
+        yield factory
+        fleet.close()
+
+    return fixture
+
+
 def engine_marks(group: str, server_binary: Path, missing: str) -> list[pytest.MarkDecorator]:
     """A module's ``pytestmark``: its tests on one xdist worker (``group``; run with
     ``--dist loadgroup``), marked ``integration``, skipped with ``missing`` when
