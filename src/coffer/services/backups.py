@@ -86,8 +86,10 @@ def create(rt: Runtime, project_id: str | None, body: BackupCreate) -> BackupRec
     the backup then belongs to the instance's project).
     """
     started = record(rt, project_id, body)
+    # the reply shows the backup as recorded (NEW), whatever the workflow has done since
+    recorded = get(rt, None, started.backup_id)
     wf.start_backup(*started)
-    return get(rt, None, started.backup_id)
+    return recorded
 
 
 class Started(NamedTuple):

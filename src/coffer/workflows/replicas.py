@@ -63,7 +63,7 @@ def create_replica(replica_id: str) -> None:
             positions = dict(result.get("positions", {}))
             restore = seed_restore(seed_backup)
         ensure = f"{wid}:ensure"
-        extras = ensure_payload(replica_id, source_id, facts, positions, restore)
+        extras = ensure_payload(source_id, facts, positions, restore)
         send_command(ensure, replica_id, CommandKind.ENSURE.value, {}, extras)
         observed = await_command(ensure, replica_id)
         finish_task(replica_id, wid, observed=observed)
@@ -170,7 +170,6 @@ def seed_restore(backup_id: str) -> dict[str, Any]:
 
 @DBOS.step()
 def ensure_payload(
-    replica_id: str,
     source_id: str,
     facts: dict[str, str],
     positions: dict[str, str],
