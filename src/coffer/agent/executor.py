@@ -14,6 +14,7 @@ from typing import Any
 from coffer import engines
 from coffer.agent import osusers
 from coffer.agent.backups import restore_chain, take_backup
+from coffer.agent.clusters import join, run_step
 from coffer.agent.limits import ResourceLimits
 from coffer.agent.replicas import catch_up, open_source, replication_of, upstream_of
 from coffer.agent.store import InstanceStore
@@ -194,6 +195,7 @@ class Executor:
             CommandKind.PROMOTE: self._promote,
             CommandKind.FENCE: self._fence,
             CommandKind.CATCH_UP: self._catch_up,
+            CommandKind.CLUSTER: self._cluster_step,
         }[cmd.kind]
         if cmd.kind in _LOCK_FREE:
             return await handler(spec, cmd.payload)
@@ -252,10 +254,15 @@ class Executor:
             # a replica seeded from a backup follows from its first start
             await asyncio.to_thread(replication_of(engine, spec).follow, paths, spec, follow)
         await asyncio.to_thread(engine.lifecycle.prepare, paths, spec)
+        cluster = payload.get("cluster")
+        if cluster:
+            await asyncio.to_thread(join, engine, paths, spec, cluster)
         await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
         sup = self._supervisor(spec)
-        # a restored or cloned engine may replay a long log before it answers
-        await sup.start(RESTORE_START_TIMEOUT_S if restore or clone else START_TIMEOUT_S)
+        # a restored or cloned engine may replay a long log before it answers, and a
+        # cluster member may first receive a copy of the cluster's data
+        long_start = restore or clone or cluster
+        await sup.start(RESTORE_START_TIMEOUT_S if long_start else START_TIMEOUT_S)
         await asyncio.to_thread(engine.lifecycle.bootstrap, paths, spec)
         if follow is not None and not restore:
             await self._follow_running(engine, paths, spec, follow)
@@ -501,6 +508,13 @@ class Executor:
         await asyncio.to_thread(replication.promote, self.store.save(spec), spec)
         sup.spec = spec
         return observation(self.supervisors[spec.instance_id])
+
+    async def _cluster_step(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        engine = self.engine(spec.engine)
+        paths = self.store.paths(spec.instance_id)
+        op, args = str(payload["op"]), payload.get("args") or {}
+        return await asyncio.to_thread(run_step, engine, paths, spec, op, args)
 
 
 def volume_note(used_bytes: int | None, spec: InstanceSpec) -> str:

@@ -17,6 +17,7 @@ from coffer.api.routes import (
     agent,
     backups,
     catalog,
+    clusters,
     configurations,
     instances,
     mgmt,
@@ -73,6 +74,6 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (catalog, configurations, instances, backups, admin_ops, mgmt, agent):
+    for module in (catalog, configurations, instances, clusters, backups, admin_ops, mgmt, agent):
         app.include_router(module.router)
     return app

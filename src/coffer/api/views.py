@@ -11,13 +11,17 @@ from coffer.clock import isoformat
 from coffer.contracts.engine import ParameterRule
 from coffer.db.models import BackupSchedule, BackupStrategy, Datastore, DatastoreVersion, Flavor
 from coffer.domain.states import (
+    CLUSTER_TASK_IDS,
     BackupState,
+    ClusterTask,
+    PublicStatus,
     ServiceStatus,
     StatusInputs,
     TaskStatus,
     public_status,
 )
 from coffer.services.backup_records import BackupRecord
+from coffer.services.cluster_records import ClusterRecord, membership
 from coffer.services.configurations import ConfigurationRecord
 from coffer.services.records import InstanceRecord
 
@@ -96,18 +100,21 @@ def datastore(ctx: ViewContext, ds: Datastore, versions: list[DatastoreVersion])
     return out
 
 
-def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str, Any]:
-    inst = rec.instance
-    task = TaskStatus(inst.task_status)
-    st = public_status(
+def _status(ctx: ViewContext, rec: InstanceRecord) -> PublicStatus:
+    return public_status(
         StatusInputs(
-            task_status=task,
-            service_status=ServiceStatus(inst.service_status),
+            task_status=TaskStatus(rec.instance.task_status),
+            service_status=ServiceStatus(rec.instance.service_status),
             last_heartbeat=rec.host.last_heartbeat,
             now=ctx.now,
             heartbeat_expiry=ctx.heartbeat_expiry,
         )
     )
+
+
+def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str, Any]:
+    inst = rec.instance
+    st = _status(ctx, rec)
     address = rec.host.address
     out: dict[str, Any] = {
         "id": inst.id,
@@ -131,6 +138,9 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
         }
     if rec.replicas:
         out["replicas"] = [{"id": r, "links": ctx.links("instances", r)} for r in rec.replicas]
+    if inst.cluster_id:
+        out["cluster_id"] = inst.cluster_id
+        out["type"] = membership(inst).role
     if ctx.is_admin:
         out["tenant_id"] = inst.project_id
     if not detail:
@@ -178,6 +188,50 @@ def instance(ctx: ViewContext, rec: InstanceRecord, *, detail: bool) -> dict[str
     if ctx.is_admin:
         out["server_id"] = rec.host.id
         out["volume_id"] = inst.id
+    return out
+
+
+def cluster(ctx: ViewContext, rec: ClusterRecord) -> dict[str, Any]:
+    """Trove's cluster view, every member with its status (Heat's ``OS::Trove::Cluster``
+    waits for all to be ACTIVE), flavor, volume, address and port."""
+    c = rec.cluster
+    task = ClusterTask(c.task_status)
+    members = []
+    for member in rec.members:
+        inst = member.instance
+        address = member.host.address
+        members.append(
+            {
+                "id": inst.id,
+                "name": inst.name,
+                "type": membership(inst).role,
+                "status": _status(ctx, member).status,
+                "links": ctx.links("instances", inst.id),
+                "flavor": {"id": member.flavor.id, "links": ctx.links("flavors", member.flavor.id)},
+                "volume": {"size": inst.volume_gb},
+                "ip": [address],
+                "port": inst.port,
+            }
+        )
+    out: dict[str, Any] = {
+        "id": c.id,
+        "name": c.name,
+        "task": {"id": CLUSTER_TASK_IDS[task], "name": task.value, "description": task.description},
+        "created": isoformat(c.created),
+        "updated": isoformat(c.updated),
+        "links": ctx.links("clusters", c.id),
+        "datastore": {
+            "type": rec.datastore.name,
+            "version": rec.version.name,
+            "version_number": rec.version.version,
+        },
+        "instances": members,
+        "ip": sorted({m.host.address for m in rec.members}),
+    }
+    if c.fault_message and c.fault_created:
+        out["fault"] = {"message": c.fault_message, "created": isoformat(c.fault_created)}
+    if ctx.is_admin:
+        out["tenant_id"] = c.project_id
     return out
 
 

@@ -48,6 +48,8 @@ class CommandKind(StrEnum):
     FENCE = "replication.fence"
     #: wait until the replica's position reaches ``payload.position`` (``payload.timeout_s``)
     CATCH_UP = "replication.catch_up"
+    #: one step on a cluster member (``payload.op``, ``payload.args``; ``agent.clusters``)
+    CLUSTER = "cluster.step"
 
 
 class RegisterRequest(BaseModel):

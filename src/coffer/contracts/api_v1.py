@@ -129,6 +129,59 @@ class InstanceAction(_Body):
     eject_replica_source: dict[str, Any] | None = None
 
 
+class ClusterMemberIn(_Body):
+    """One member of ``clusters`` create or ``grow``. ``type``: for Redis, ``master``
+    (the default) or ``replica``; Galera members have no type."""
+
+    flavorRef: StrictInt | Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    volume: VolumeIn | None = None
+    name: Name | None = None
+    type: str | None = None
+    nics: list[dict[str, Any]] | None = None
+    availability_zone: str | None = None
+    modules: list[dict[str, Any]] | None = None
+    region_name: str | None = None
+    related_to: str | None = None
+
+
+class ClusterCreate(_Body):
+    name: Name
+    datastore: DatastoreIn
+    instances: list[ClusterMemberIn] = Field(min_length=1)
+    locality: str | None = None
+    extended_properties: dict[str, Any] | None = None
+    configuration: str | None = None
+
+
+class ClusterCreateBody(_Body):
+    cluster: ClusterCreate
+
+
+class ShrinkIn(_Body):
+    id: str
+
+
+class ClusterAction(_Body):
+    """Exactly one key (checked by the service); ``reset-status`` is admin only."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    grow: list[ClusterMemberIn] | None = Field(default=None, min_length=1)
+    shrink: list[ShrinkIn] | None = Field(default=None, min_length=1)
+    restart: dict[str, Any] | None = None
+    reset_status: dict[str, Any] | None = Field(default=None, alias="reset-status")
+    upgrade: dict[str, Any] | None = None
+    configuration_attach: dict[str, Any] | None = None
+    configuration_detach: dict[str, Any] | None = None
+    add_shard: dict[str, Any] | None = None
+
+
+class ClusterResetBody(_Body):
+    """Trove's mgmt cluster action: only ``{"reset-task": {}}``."""
+
+    reset_task: dict[str, Any] = Field(alias="reset-task")
+
+
 class DatabasesBody(_Body):
     databases: list[DatabaseIn] = Field(min_length=1)
 

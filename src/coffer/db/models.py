@@ -152,6 +152,10 @@ class Instance(Base):
     replication_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: a source whose replica set fails over by itself when it is lost (Coffer extension)
     auto_failover: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: the cluster this instance is a member of (None: not a member)
+    cluster_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    #: JSON: the member's part in its cluster (``services.clusters.Membership``)
+    cluster_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
@@ -164,7 +168,33 @@ class PortLease(Base):
     __tablename__ = "port_leases"
     host_id: Mapped[str] = mapped_column(ForeignKey("hosts.id"), primary_key=True)
     port: Mapped[int] = mapped_column(Integer, primary_key=True)
-    instance_id: Mapped[str] = mapped_column(String(36), unique=True)
+    #: the instance's id for its client port, ``<id>/<purpose>`` for another port it
+    #: needs (a Galera member's group communication, IST and SST ports)
+    instance_id: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Cluster(Base):
+    """A Galera or Redis cluster: its members are instances with ``cluster_id`` set."""
+
+    __tablename__ = "clusters"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    datastore_version_id: Mapped[str] = mapped_column(ForeignKey("datastore_versions.id"))
+    #: Trove's cluster task (``domain.states.ClusterTask``)
+    task_status: Mapped[str] = mapped_column(String(32))
+    task_workflow_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    task_deadline: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: the members' shared internal password (Galera state transfer, Redis cluster
+    #: accounts), sealed with the master key
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    #: why the last cluster task failed (members carry their own faults)
+    fault_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fault_created: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Command(Base):

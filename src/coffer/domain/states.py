@@ -34,6 +34,40 @@ class TaskStatus(StrEnum):
     DELETING_ERROR = "DELETING_ERROR"
 
 
+class ClusterTask(StrEnum):
+    """Trove's cluster tasks (``cluster.task.name``); clusters have no status of their own."""
+
+    NONE = "NONE"
+    BUILDING = "BUILDING"
+    DELETING = "DELETING"
+    GROWING_CLUSTER = "GROWING_CLUSTER"
+    SHRINKING_CLUSTER = "SHRINKING_CLUSTER"
+    RESTARTING_CLUSTER = "RESTARTING_CLUSTER"
+
+    @property
+    def description(self) -> str:
+        return _CLUSTER_TASK_TEXT[self]
+
+
+_CLUSTER_TASK_TEXT = {
+    ClusterTask.NONE: "No tasks for the cluster.",
+    ClusterTask.BUILDING: "Building the initial cluster.",
+    ClusterTask.DELETING: "Deleting the cluster.",
+    ClusterTask.GROWING_CLUSTER: "Increasing the size of the cluster.",
+    ClusterTask.SHRINKING_CLUSTER: "Decreasing the size of the cluster.",
+    ClusterTask.RESTARTING_CLUSTER: "Restarting the cluster.",
+}
+#: Trove's ids of the cluster tasks (``cluster.task.id``)
+CLUSTER_TASK_IDS = {
+    ClusterTask.NONE: 1,
+    ClusterTask.BUILDING: 2,
+    ClusterTask.DELETING: 3,
+    ClusterTask.GROWING_CLUSTER: 5,
+    ClusterTask.SHRINKING_CLUSTER: 6,
+    ClusterTask.RESTARTING_CLUSTER: 8,
+}
+
+
 class ServiceStatus(StrEnum):
     NEW = "new"
     BUILDING = "building"

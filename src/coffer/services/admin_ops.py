@@ -17,7 +17,7 @@ from coffer.contracts.engine import DatabaseSpec, UserSpec
 from coffer.db.models import Instance
 from coffer.domain.states import ServiceStatus, TaskStatus
 from coffer.errors import BadRequest, CofferError, UnprocessableEntity
-from coffer.services import records
+from coffer.services import cluster_records, records
 from coffer.services.commands import CommandBus
 from coffer.services.runtime import Runtime
 
@@ -54,7 +54,8 @@ async def call(
 
     Where the engine's replication does not carry accounts (``Catalog.accounts_replicate``
     false: Redis), an account change on a source is made on its replicas too, and one
-    on a replica is refused (its accounts follow its source's)."""
+    on a replica is refused (its accounts follow its source's); one on a cluster
+    member is made on every member of its cluster."""
     with rt.sessions() as s:
         rec = records.load(s, instance_id, project_id)
         inst = rec.instance
@@ -71,9 +72,13 @@ async def call(
             )
         targets = [(instance_id, rec.host.id, records.spec_of(rec))]
         if copied:
-            for replica_id in rec.replicas:
-                replica = records.load(s, replica_id, None)
-                targets.append((replica_id, replica.host.id, records.spec_of(replica)))
+            others = list(rec.replicas)
+            if inst.cluster_id is not None:
+                members = cluster_records.load(s, inst.cluster_id, None).members
+                others += [m.instance.id for m in members if m.instance.id != instance_id]
+            for other_id in others:
+                other = records.load(s, other_id, None)
+                targets.append((other_id, other.host.id, records.spec_of(other)))
     result: dict[str, Any] = {}
     for index, (target_id, host_id, spec) in enumerate(targets):
         try:
@@ -81,7 +86,7 @@ async def call(
         except CofferError:
             if index == 0:
                 raise
-            log.exception("copying %s to replica %s failed", op, target_id)
+            log.exception("copying %s to %s failed", op, target_id)
             continue
         if index == 0:
             result = answer

@@ -35,6 +35,11 @@ def plan_clone(
     the source serves, its host can clone, the volume is at least the source's."""
     source = records.load(s, source_id, project_id)
     inst = source.instance
+    if inst.cluster_id is not None:
+        raise NotImplementedByDatastore(
+            f"Instance {source_id} is a member of cluster {inst.cluster_id}: a cluster "
+            "member cannot be cloned (take a backup of it and restore that instead)"
+        )
     if (
         inst.task_status == TaskStatus.BUILDING.value
         or ServiceStatus(inst.service_status) not in SERVING

@@ -29,6 +29,7 @@ from coffer.errors import BadRequest
 from coffer.services import (
     backups,
     catalog,
+    clusters,
     configurations,
     placement,
     quotas,
@@ -216,9 +217,11 @@ def get(rt: Runtime, project_id: str | None, instance_id: str) -> records.Instan
         return records.load(s, instance_id, project_id)
 
 
-def list_all(rt: Runtime, project_id: str | None) -> list[records.InstanceRecord]:
+def list_all(
+    rt: Runtime, project_id: str | None, *, include_clustered: bool = True
+) -> list[records.InstanceRecord]:
     with rt.sessions() as s:
-        return records.load_many(s, project_id)
+        return records.load_many(s, project_id, include_clustered=include_clustered)
 
 
 def rename(rt: Runtime, project_id: str | None, instance_id: str, body: InstanceUpdate) -> None:
@@ -243,6 +246,8 @@ def rename(rt: Runtime, project_id: str | None, instance_id: str, body: Instance
             rec.instance.name = validate_name(body.name)
             rec.instance.updated = utcnow()
     if "configuration" in others or not body.model_fields_set:
+        with rt.sessions() as s:
+            clusters.refuse_member(records.load(s, instance_id, project_id).instance, "configure")
         # Trove: an empty {"instance": {}} detaches the configuration group
         configurations.attach(rt, project_id, instance_id, body.configuration)
 
@@ -250,7 +255,9 @@ def rename(rt: Runtime, project_id: str | None, instance_id: str, body: Instance
 def delete(rt: Runtime, project_id: str | None, instance_id: str) -> None:
     workflow_id = f"delete-{instance_id}-{uuid.uuid4().hex[:8]}"
     with rt.sessions.begin() as s:
-        replicas.check_deletable(s, records.load(s, instance_id, project_id).instance)
+        inst = records.load(s, instance_id, project_id).instance
+        clusters.refuse_member(inst, "delete (shrink)")
+        replicas.check_deletable(s, inst)
         claim(
             s,
             instance_id,
@@ -277,6 +284,10 @@ def act(
             "reset_status"
         )
     action = chosen[0]
+    with rt.sessions() as s:
+        member = records.load(s, instance_id, project_id).instance
+    if action == "resize" or (action == "restart" and not principal.is_admin):
+        clusters.refuse_member(member, action)
     if action == "restart":
         _restart(rt, project_id, instance_id)
     elif action == "resize":

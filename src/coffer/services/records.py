@@ -62,10 +62,22 @@ def load(s: Session, instance_id: str, project_id: str | None) -> InstanceRecord
     return InstanceRecord(row[0], row[1], row[2], row[3], row[4], row[5], earliest, replicas)
 
 
-def load_many(s: Session, project_id: str | None) -> list[InstanceRecord]:
+def load_many(
+    s: Session,
+    project_id: str | None,
+    *,
+    include_clustered: bool = True,
+    clusters: list[str] | None = None,
+) -> list[InstanceRecord]:
+    """Live instances, newest first: of a project (None: all), without cluster members
+    unless ``include_clustered``, or only the members of ``clusters``."""
     q = _query().order_by(Instance.created.desc(), Instance.id)
     if project_id is not None:
         q = q.where(Instance.project_id == project_id)
+    if not include_clustered:
+        q = q.where(Instance.cluster_id.is_(None))
+    if clusters is not None:
+        q = q.where(Instance.cluster_id.in_(clusters))
     rows = s.execute(q).all()
     replicas = replicas_of(s, [r[0].id for r in rows])
     return [

@@ -24,7 +24,7 @@ from coffer.db.models import Instance
 from coffer.domain.states import SERVING, ServiceStatus, TaskStatus
 from coffer.errors import BadRequest, Forbidden, NotImplementedByDatastore
 from coffer.security import new_password
-from coffer.services import catalog, placement, quotas, records
+from coffer.services import catalog, clusters, placement, quotas, records
 from coffer.services.claims import claim
 from coffer.services.runtime import Runtime
 
@@ -68,6 +68,7 @@ def create(rt: Runtime, project_id: str, body: InstanceCreate) -> list[str]:
     with rt.sessions.begin() as s:
         source = records.load(s, body.replica_of, project_id)
         src = source.instance
+        clusters.refuse_member(src, "replicate (grow)")
         if src.replica_of_id:
             raise Forbidden(
                 f"Instance {src.id} is itself a replica (of {src.replica_of_id}): replicas of "

@@ -24,9 +24,11 @@ def _list(
     detail: bool,
     limit: int | None,
     marker: str | None,
+    include_clustered: bool,
 ) -> dict[str, Any]:
     ctx = view_context(request, rt, who, project_id)
-    items = [views.instance(ctx, rec, detail=detail) for rec in instances.list_all(rt, project_id)]
+    recs = instances.list_all(rt, project_id, include_clustered=include_clustered)
+    items = [views.instance(ctx, rec, detail=detail) for rec in recs]
     return paged(request, "instances", items, limit, marker)
 
 
@@ -40,7 +42,17 @@ def list_instances(
     marker: str | None = None,
     include_clustered: bool = False,
 ) -> dict[str, Any]:
-    return _list(project_id, request, rt, who, detail=False, limit=limit, marker=marker)
+    """The project's instances; cluster members only with ``include_clustered``."""
+    return _list(
+        project_id,
+        request,
+        rt,
+        who,
+        detail=False,
+        limit=limit,
+        marker=marker,
+        include_clustered=include_clustered,
+    )
 
 
 @router.get("/instances/detail")
@@ -51,8 +63,18 @@ def list_instances_detail(
     who: PrincipalDep,
     limit: int | None = None,
     marker: str | None = None,
+    include_clustered: bool = False,
 ) -> dict[str, Any]:
-    return _list(project_id, request, rt, who, detail=True, limit=limit, marker=marker)
+    return _list(
+        project_id,
+        request,
+        rt,
+        who,
+        detail=True,
+        limit=limit,
+        marker=marker,
+        include_clustered=include_clustered,
+    )
 
 
 @router.post("/instances")

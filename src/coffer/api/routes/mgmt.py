@@ -10,6 +10,7 @@ from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep
 from coffer.api.routes.common import PREFIX, accepted, view_context
 from coffer.contracts.api_v1 import (
+    ClusterResetBody,
     DatastoreVersionBody,
     DatastoreVersionPatch,
     ProjectBody,
@@ -17,7 +18,16 @@ from coffer.contracts.api_v1 import (
     TokenBody,
 )
 from coffer.errors import NotFound
-from coffer.services import agents, catalog, hosts, instances, projects, quotas
+from coffer.services import (
+    agents,
+    catalog,
+    cluster_records,
+    clusters,
+    hosts,
+    instances,
+    projects,
+    quotas,
+)
 
 router = APIRouter(prefix=PREFIX + "/mgmt", tags=["mgmt"])
 
@@ -56,6 +66,37 @@ def mgmt_instance(
     out["task_description"] = rec.instance.task_status
     out["deleted"] = rec.instance.deleted
     return {"instance": out}
+
+
+@router.get("/clusters")
+def mgmt_clusters(
+    project_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    """Every project's clusters."""
+    who.require_admin()
+    ctx = view_context(request, rt, who, project_id)
+    with rt.sessions() as s:
+        return {"clusters": [views.cluster(ctx, rec) for rec in cluster_records.load_many(s, None)]}
+
+
+@router.get("/clusters/{cluster_id}")
+def mgmt_cluster(
+    project_id: str, cluster_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    who.require_admin()
+    with rt.sessions() as s:
+        rec = cluster_records.load(s, cluster_id, None)
+    return {"cluster": views.cluster(view_context(request, rt, who, project_id), rec)}
+
+
+@router.post("/clusters/{cluster_id}/action")
+def mgmt_cluster_action(
+    project_id: str, cluster_id: str, body: ClusterResetBody, rt: RuntimeDep, who: PrincipalDep
+) -> Response:
+    """Trove's ``{"reset-task": {}}``: the cluster's task (and its members') back to NONE."""
+    who.require_admin()
+    clusters.reset_status(rt, None, cluster_id)
+    return accepted()
 
 
 @router.get("/quotas/{target}")

@@ -78,7 +78,7 @@ from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import InstancePaths
 from coffer.engines.host import EngineUser, tool_env, write_private_file
 from coffer.engines.mariadb import statements as q
-from coffer.engines.mariadb.catalog import NAME_PATTERN, SST_USER
+from coffer.engines.mariadb.catalog import SST_USER
 from coffer.engines.mariadb.config import SettingValue, config_path
 from coffer.engines.mariadb.connection import Session, connect, describe, translate_errors
 from coffer.errors import BadRequest, EngineError
@@ -120,6 +120,8 @@ _HOST_TEXT = re.compile(r"[A-Za-z0-9.-]{1,253}")
 #: The password goes into ``wsrep_sst_auth = user:password``: no ``:`` and no quoting.
 _PASSWORD = re.compile(r"[A-Za-z0-9_.+-]{12,80}")
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: a member's id (its instance id, a UUID for Coffer's instances): ``wsrep_node_name``
+_MEMBER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _RECOVERED = re.compile(r"WSREP: Recovered position:\s+([0-9a-f-]{36}):(-?\d+)")
 _SST_GRANT = "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO %s@%s"
 _SST_HOST = "localhost"
@@ -155,7 +157,7 @@ class GaleraMember:
 
     def check(self) -> None:
         """``BadRequest`` unless the id, host and ports are usable and the ports distinct."""
-        if not NAME_PATTERN.fullmatch(self.instance_id) or len(self.instance_id) > 64:
+        if not _MEMBER_ID.fullmatch(self.instance_id):
             raise BadRequest(f"Galera member id {self.instance_id!r} is not a valid name")
         if not _valid_host(self.host):
             raise BadRequest(

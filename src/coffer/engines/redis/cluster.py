@@ -66,8 +66,8 @@ from redis.retry import Retry
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import InstancePaths
 from coffer.engines.host import EngineUser, write_private_file
-from coffer.engines.redis.acl import password_hash, replication_rules
-from coffer.engines.redis.catalog import ADMIN_USER, REPLICATION_USER
+from coffer.engines.redis.acl import parse_user_line, password_hash, replication_rules
+from coffer.engines.redis.catalog import ADMIN_USER, REPLICATION_USER, is_internal_user
 from coffer.engines.redis.config import (
     CLUSTER_BUS_OFFSET,
     cluster_marker,
@@ -345,6 +345,27 @@ class RedisClusterMember:
         with translate_errors("assigning slots"), connect(paths) as client:
             _each_slot(client, _slots(slots), "NODE", owner_node_id)
 
+    def tenant_users(self, paths: InstancePaths, spec: InstanceSpec) -> list[str]:
+        """The ``ACL LIST`` lines of every user but Coffer's own and ``default``: what a
+        new member gets (``copy_users``) so that clients log in on every member alike.
+        The lines hold password hashes, never passwords."""
+        with translate_errors("listing the users"), connect(paths) as client:
+            lines = [str(line) for line in run(client, "ACL", "LIST")]
+        return [line for line in lines if _tenant_user(line)]
+
+    def copy_users(self, paths: InstancePaths, spec: InstanceSpec, lines: Sequence[str]) -> None:
+        """Make each user of ``lines`` (``tenant_users`` of another member) exactly as it
+        is there, and ``ACL SAVE``. ``BadRequest``, changing nothing, for a line that is no
+        tenant user. Idempotent."""
+        users = [parse_user_line(line) for line in lines]
+        if not all(_tenant_user(line) for line in lines):
+            raise BadRequest("only tenant users can be copied between cluster members")
+        with translate_errors("copying the users"), connect(paths) as client:
+            for user in users:
+                assert user is not None
+                run(client, "ACL", "SETUSER", user[0], "reset", *user[1])
+            run(client, "ACL", "SAVE")
+
     def forget(self, paths: InstancePaths, spec: InstanceSpec, node_id: str) -> None:
         """``CLUSTER FORGET``: drop ``node_id`` from this node's view for 60 s (run it on
         every remaining member within that time). Unknown nodes are already forgotten."""
@@ -424,6 +445,11 @@ def parse_nodes(text: str) -> tuple[ClusterNode, ...]:
 def _parse_slot_field(field: str) -> tuple[int, int]:
     low, _, high = field.partition("-")
     return int(low), int(high or low)
+
+
+def _tenant_user(line: str) -> bool:
+    user = parse_user_line(line)
+    return user is not None and user[0] != "default" and not is_internal_user(user[0])
 
 
 def _nodes(client: redis.Redis) -> tuple[ClusterNode, ...]:

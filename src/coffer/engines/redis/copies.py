@@ -23,6 +23,9 @@ Replaced
 Removed
     ``coffer-replication.json``: no upstream to follow, no fence.
 
+    the cluster marker and ``data/nodes.conf``: a copy of a Redis Cluster member is no
+    member (it would claim the member's node id and slots); it starts standalone.
+
     ``redis.conf``: it names the source's port, files and replication credentials;
     ``configure`` writes the clone's.
 
@@ -59,8 +62,10 @@ from coffer.engines.redis.acl import acl_file_with_coffer_users, parse_user_line
 from coffer.engines.redis.catalog import ADMIN_USER, is_internal_user
 from coffer.engines.redis.config import (
     ACL_FILE,
+    CLUSTER_NODES_FILE,
     acl_path,
     aof_dir,
+    cluster_path,
     config_path,
     replication_path,
 )
@@ -97,7 +102,8 @@ def check_copy(paths: InstancePaths, user: EngineUser) -> None:
 def forget_source(paths: InstancePaths) -> None:
     """Remove the source's files the clone must not have (see the module docstring);
     keeps the dataset, the ACL file and the run directory itself. Idempotent."""
-    for path in (replication_path(paths), config_path(paths), paths.log_file):
+    cluster_files = (cluster_path(paths), paths.data_dir / CLUSTER_NODES_FILE)
+    for path in (replication_path(paths), config_path(paths), paths.log_file, *cluster_files):
         path.unlink(missing_ok=True)
     shutil.rmtree(paths.root / PARTIAL_DATA_DIR, ignore_errors=True)
     if paths.run_dir.is_dir() and not paths.run_dir.is_symlink():
