@@ -38,6 +38,9 @@ class ServerSettings(BaseSettings):
     failover_after_s: float = Field(default=2.5, gt=0)
     #: how often the control plane looks for lost sources
     failover_check_s: float = Field(default=0.25, gt=0)
+    #: a Galera cluster none of whose members has accepted connections this long (while
+    #: their hosts report) is recovered from its most advanced member
+    cluster_recover_after_s: float = Field(default=10.0, gt=0)
     create_timeout_s: float = Field(default=600.0, gt=0)
     action_timeout_s: float = Field(default=300.0, gt=0)
     admin_call_timeout_s: float = Field(default=60.0, gt=0)

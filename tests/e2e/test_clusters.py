@@ -6,9 +6,12 @@ errors and change nothing."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +22,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from tests.support.api import fault
 from tests.support.backups import PASSWORD
-from tests.support.processes import CofferServer, Credentials
+from tests.support.processes import CofferServer, Credentials, processes_under
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +93,18 @@ def cluster_of(c: httpx.Client, body: dict[str, Any]) -> Iterator[dict[str, Any]
             while time.monotonic() < end and show(c, created["id"])["task"]["name"] != "NONE":
                 time.sleep(0.5)
             delete_cluster(c, created["id"], ids)
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if check():
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def member_view(c: httpx.Client, cid: str, iid: str) -> dict[str, Any]:
@@ -195,6 +210,34 @@ def test_galera_cluster_grow_shrink_delete(server: CofferServer, admin: Credenti
         wait_cluster(c, cid, 3)
         assert galera_rows(fourth) == expected
 
+        # every member stops (a clean shutdown each, the last one holding the newest
+        # state): restarted alone, none can form a cluster; Coffer notices and recovers
+        # it from the most advanced member, with nothing committed lost
+        for member in cluster["instances"]:
+            root = server.data_dir / "agent" / "instances" / member["id"]
+            pids = processes_under(root)
+            assert pids, "the member's engine runs"
+            for pid in pids:
+                os.kill(pid, signal.SIGTERM)
+            wait_gone(pids)
+        eventually(
+            lambda: show(c, cid)["task"]["name"] == "RESTARTING_CLUSTER",
+            "the recovery to start",
+            timeout=WAIT_S,
+        )
+        wait_cluster(c, cid, 3)
+        assert galera_rows(first) == expected
+        with mariadb(third) as cursor:
+            cursor.execute("INSERT INTO t VALUES (6, 'six')")
+        assert galera_rows(fourth) == [*expected, (6, "six")]
+
+
+def wait_gone(pids: list[int]) -> None:
+    end = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < end, f"processes {pids} did not exit"
+        time.sleep(0.1)
+
 
 # -- Redis Cluster -------------------------------------------------------------------------
 
@@ -213,18 +256,6 @@ def keys_on(member: dict[str, Any]) -> int:
         host=member["ip"][0], port=member["port"], username="app", password=PASSWORD
     ) as node:
         return int(node.dbsize())
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if check():
-                return
-        except redis.RedisError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentials) -> None:

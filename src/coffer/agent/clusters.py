@@ -11,9 +11,11 @@ Every step is idempotent, as the engine's are: a re-delivered command is harmles
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Any
 
+from coffer.agent.supervisor import EngineSupervisor
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import Engine, InstancePaths
 from coffer.engines.mariadb import galera
@@ -21,7 +23,10 @@ from coffer.engines.redis.cluster import ClusterHealth, ClusterSpec, Peer, Redis
 from coffer.engines.redis.lifecycle import RedisLifecycle
 from coffer.errors import BadRequest, NotImplementedByDatastore
 
-__all__ = ["join", "run_step"]
+__all__ = ["SUPERVISED_STEPS", "join", "run_step", "run_supervised_step"]
+
+#: steps that stop or start the member's engine (``run_supervised_step``)
+SUPERVISED_STEPS = frozenset({"recovery_position", "bootstrap_from", "rejoin"})
 
 GALERA = "galera"
 REDIS = "redis"
@@ -102,6 +107,26 @@ def run_step(
             member.copy_users(paths, spec, [str(line) for line in x["lines"]])
         case _:
             raise BadRequest(f"unknown cluster step {op!r}")
+    return {}
+
+
+async def run_supervised_step(
+    engine: Engine, sup: EngineSupervisor, op: str, start_timeout_s: float
+) -> dict[str, Any]:
+    """A Galera whole-cluster recovery step (every member stopped or crashed; see
+    ``coffer.engines.mariadb.galera``): ``recovery_position`` stops the member's engine
+    (the supervisor no longer restarts it) and returns its last committed position;
+    ``bootstrap_from`` starts a new cluster from this member's data; ``rejoin`` starts
+    the member so that it joins the running cluster. Both starts wait until Synced."""
+    paths, spec = sup.paths, sup.spec
+    if op == "recovery_position":
+        await sup.stop()
+        return asdict(await asyncio.to_thread(galera.recovery_position, paths))
+    if op == "bootstrap_from":
+        await asyncio.to_thread(galera.mark_safe_to_bootstrap, paths)
+    await asyncio.to_thread(engine.lifecycle.configure, paths, spec)
+    await sup.start(start_timeout_s)
+    await asyncio.to_thread(engine.lifecycle.bootstrap, paths, spec)
     return {}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from coffer import engines
 from coffer.agent import osusers
 from coffer.agent.backups import restore_chain, take_backup
-from coffer.agent.clusters import join, run_step
+from coffer.agent.clusters import SUPERVISED_STEPS, join, run_step, run_supervised_step
 from coffer.agent.limits import ResourceLimits
 from coffer.agent.replicas import catch_up, open_source, replication_of, upstream_of
 from coffer.agent.store import InstanceStore
@@ -510,10 +510,12 @@ class Executor:
         return observation(self.supervisors[spec.instance_id])
 
     async def _cluster_step(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
-        self._known(spec)
+        sup = self._known(spec)
         engine = self.engine(spec.engine)
         paths = self.store.paths(spec.instance_id)
         op, args = str(payload["op"]), payload.get("args") or {}
+        if op in SUPERVISED_STEPS:
+            return await run_supervised_step(engine, sup, op, RESTORE_START_TIMEOUT_S)
         return await asyncio.to_thread(run_step, engine, paths, spec, op, args)
 
 

@@ -45,7 +45,7 @@ from coffer.services.records import InstanceRecord
 from coffer.services.runtime import Runtime
 from coffer.workflows import clusters as wf
 
-__all__ = ["act", "create", "delete", "refuse_member", "reset_status"]
+__all__ = ["act", "create", "delete", "refuse_member", "reset_status", "restart"]
 
 #: fewest members (Galera) or masters (Redis): one may fail and the rest keep quorum
 MIN_MEMBERS = 3
@@ -150,7 +150,7 @@ def act(
         assert body.shrink is not None
         _shrink(rt, project_id, cluster_id, [item.id for item in body.shrink])
     elif action == "restart":
-        _restart(rt, project_id, cluster_id)
+        restart(rt, project_id, cluster_id)
     else:
         raise BadRequest(f"{action.replace('_', '-')} is not supported for clusters")
 
@@ -275,7 +275,8 @@ def _refuse_orphans(rec: ClusterRecord, gone: set[str]) -> None:
             )
 
 
-def _restart(rt: Runtime, project_id: str | None, cluster_id: str) -> None:
+def restart(rt: Runtime, project_id: str | None, cluster_id: str) -> None:
+    """Restart every member in turn (a Galera cluster that is down: recover it)."""
     workflow_id = f"cluster-restart-{cluster_id}-{uuid.uuid4().hex[:8]}"
     with rt.sessions.begin() as s:
         rec = load(s, cluster_id, project_id)

@@ -22,6 +22,7 @@ from coffer.db.models import Host, Instance
 from coffer.domain.failover import Member, lost_source
 from coffer.domain.states import ServiceStatus, TaskStatus
 from coffer.errors import CofferError
+from coffer.services.cluster_watch import recover_once
 from coffer.services.replicas import claim_for_eject
 from coffer.services.runtime import Runtime
 
@@ -86,10 +87,12 @@ def _member(instance: Instance, seen: datetime | None) -> Member:
 
 
 class FailoverMonitor:
-    """Runs ``check_once`` every ``failover_check_s`` on a daemon thread."""
+    """Runs ``check_once`` and ``cluster_watch.recover_once`` every
+    ``failover_check_s`` on a daemon thread."""
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+        self._clusters_down: dict[str, datetime] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="failover", daemon=True)
 
@@ -104,5 +107,6 @@ class FailoverMonitor:
         while not self._stop.wait(self._rt.settings.failover_check_s):
             try:
                 check_once(self._rt)
+                recover_once(self._rt, self._clusters_down)
             except Exception:  # the monitor must outlive a bad round
                 log.exception("failover check failed")

@@ -21,7 +21,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -33,7 +33,7 @@ from coffer.contracts.agent_v1 import CommandKind
 from coffer.db.models import Cluster, Host, Instance
 from coffer.domain.states import ClusterTask, TaskStatus
 from coffer.engines.redis.cluster import SLOT_COUNT, plan_rebalance, slot_ranges
-from coffer.errors import EngineError
+from coffer.errors import CofferError, EngineError
 from coffer.services import records
 from coffer.services.cluster_records import ClusterKind, Membership, load, membership
 from coffer.services.commands import CommandBus
@@ -52,6 +52,8 @@ __all__ = [
 
 #: how often a wait for the cluster's state asks the members
 _POLL_S = 0.5
+#: how long a member is given to say whether it is in a Primary component
+_STATE_ASK_S = 10.0
 
 
 def start(workflow: Callable[[str, str], None], workflow_id: str, cluster_id: str) -> None:
@@ -119,14 +121,21 @@ def shrink_cluster(wid: str, cluster_id: str) -> None:
 
 @DBOS.workflow(name="cluster.restart")
 def restart_cluster(wid: str, cluster_id: str) -> None:
-    """One member at a time, each back in the cluster before the next goes down."""
+    """One member at a time, each back in the cluster before the next goes down; a
+    Galera cluster none of whose members is in a Primary component (every member
+    stopped or crashed) is recovered instead (``_galera_recover``)."""
     try:
-        for instance_id in owned_members(cluster_id, wid):
-            cid = f"{wid}:restart-{instance_id}"
-            send_command(cid, instance_id, CommandKind.RESTART.value, {})
-            observed = await_on_cluster(cid, cluster_id)
-            wait_healthy(cluster_id)
-            finish_task(instance_id, wid, observed=observed)
+        members = owned_members(cluster_id, wid)
+        galera = cluster_kind(cluster_id) == ClusterKind.GALERA.value
+        if galera and not any_primary(cluster_id, members):
+            _galera_recover(wid, cluster_id, members)
+        else:
+            for instance_id in members:
+                cid = f"{wid}:restart-{instance_id}"
+                send_command(cid, instance_id, CommandKind.RESTART.value, {})
+                observed = await_on_cluster(cid, cluster_id)
+                wait_healthy(cluster_id)
+                finish_task(instance_id, wid, observed=observed)
         end_cluster(cluster_id, wid)
     except Exception as exc:
         _fail(cluster_id, wid, "restart", exc, TaskStatus.NONE)
@@ -162,6 +171,45 @@ def _galera_update_members(wid: str, cluster_id: str, tag: str) -> None:
     members = galera_members(cluster_id)
     for member in live_members(cluster_id, True):
         _call(wid, f"{tag}-members-{member}", cluster_id, member, "update_members", members)
+
+
+def _galera_recover(wid: str, cluster_id: str, members: list[str]) -> None:
+    """Whole-cluster recovery: stop every member and read its last committed position,
+    start a new cluster from the most advanced one (nothing committed is lost), then
+    start the others, which rejoin by IST or SST."""
+    positions = [
+        _call(wid, f"position-{member}", cluster_id, member, "recovery_position", {})
+        for member in members
+    ]
+    first = members[most_advanced(positions)]
+    _call(wid, f"bootstrap-{first}", cluster_id, first, "bootstrap_from", {})
+    finish_task(first, wid)
+    for member in members:
+        if member != first:
+            _call(wid, f"rejoin-{member}", cluster_id, member, "rejoin", {})
+            finish_task(member, wid)
+    wait_healthy(cluster_id)
+
+
+def most_advanced(positions: list[dict[str, Any]]) -> int:
+    """The index of the member to bootstrap from: the highest seqno, then one Galera
+    marked safe to bootstrap, then the first."""
+    return max(
+        range(len(positions)),
+        key=lambda i: (positions[i]["seqno"], positions[i]["safe_to_bootstrap"], -i),
+    )
+
+
+@DBOS.step()
+def any_primary(cluster_id: str, members: list[str]) -> bool:
+    """Whether a member answers and is in a Primary component."""
+    for member in members:
+        try:
+            if _ask(member, cluster_id, "galera_state", {}, timeout_s=_STATE_ASK_S)["primary"]:
+                return True
+        except CofferError:
+            continue
+    return False
 
 
 @DBOS.step()
@@ -494,9 +542,16 @@ def _call(
     return await_on_cluster(cid, cluster_id)
 
 
-def _ask(instance_id: str, cluster_id: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
+def _ask(
+    instance_id: str,
+    cluster_id: str,
+    op: str,
+    args: dict[str, Any],
+    *,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
     """One idempotent step on a member, from inside a DBOS step (a fresh command id each
-    time), awaited until the cluster task's deadline."""
+    time), awaited until the cluster task's deadline (or ``timeout_s``, if sooner)."""
     rt = current()
     with rt.sessions() as s:
         rec = records.load(s, instance_id, None)
@@ -511,7 +566,10 @@ def _ask(instance_id: str, cluster_id: str, op: str, args: dict[str, Any]) -> di
         kind=CommandKind.CLUSTER,
         payload={"spec": spec.model_dump(), "op": op, "args": args},
     )
-    return bus.wait(command_id, _cluster_deadline(cluster_id))
+    deadline = _cluster_deadline(cluster_id)
+    if timeout_s is not None:
+        deadline = min(deadline, utcnow() + timedelta(seconds=timeout_s))
+    return bus.wait(command_id, deadline)
 
 
 def _deadline(cluster_id: str) -> float:
