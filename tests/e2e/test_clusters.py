@@ -270,6 +270,7 @@ def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentia
         r = c.post(f"/instances/{masters[0]['id']}/users", json={"users": [user]})
         assert r.status_code == 202, r.text  # made on every member
 
+        refuse_bad_actions(c, server, cid, masters[0])
         client = redis_cluster(masters[0])
         try:
             for i in range(300):
@@ -285,6 +286,11 @@ def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentia
             assert keys_on(new) > 0, "the new master took its share of the slots and keys"
             assert all(client.get(f"key:{i}") == str(i).encode() for i in range(300))
 
+            # a master goes only with its replicas
+            (replica,) = [m for m in cluster["instances"] if m["type"] == "replica"]
+            r = c.post(f"/clusters/{cid}", json={"shrink": [{"id": replica["master"]}]})
+            assert r.status_code == 400 and "still has replica" in fault(r)[2], r.text
+
             act(c, cid, {"shrink": [{"id": new["id"]}]})
             cluster = wait_cluster(c, cid, 4)
             assert new["id"] not in [m["id"] for m in cluster["instances"]]
@@ -298,6 +304,45 @@ def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentia
 
 
 # -- bad requests --------------------------------------------------------------------------
+
+
+def refuse_bad_actions(
+    c: httpx.Client, server: CofferServer, cid: str, member: dict[str, Any]
+) -> None:
+    """Bad actions on a running cluster and its members: clear errors, nothing changed."""
+    before = show(c, cid)
+    cases = [
+        ({"grow": [{**MEMBER, "flavorRef": "nope"}]}, 400, "Flavor nope"),
+        ({"grow": [{**MEMBER, "volume": {"size": 2}}]}, 400, "cluster's flavor"),
+        ({"grow": [{**MEMBER, "type": "arbiter"}]}, 400, "not valid"),
+        ({"shrink": [{"id": "nope"}]}, 400, "not a member"),
+        ({"shrink": [{"id": member["id"]}]}, 400, "at least 3 masters"),
+        ({"restart": {}, "grow": [MEMBER]}, 400, "exactly one"),
+        ({}, 400, "exactly one"),
+        ({"upgrade": {"datastore_version": "7.0"}}, 400, "not supported"),
+    ]
+    for body, code, text in cases:
+        r = c.post(f"/clusters/{cid}", json=body)
+        assert r.status_code == code, (body, r.text)
+        assert text in fault(r)[2], r.text
+    # members go through their cluster
+    r = c.delete(f"/instances/{member['id']}")
+    assert r.status_code == 501 and "member of cluster" in fault(r)[2], r.text
+    r = c.post(f"/instances/{member['id']}/action", json={"resize": {"flavorRef": "small"}})
+    assert r.status_code == 501 and "through its cluster" in fault(r)[2], r.text
+    r = c.post("/instances", json={"instance": {"name": "x", "replica_of": member["id"]}})
+    assert r.status_code == 501, r.text
+    # another project sees no such cluster; reset-status is for admins
+    other = server.new_project(f"cl-other-{cid[:8]}")
+    with other.client() as o:
+        assert o.get(f"/clusters/{cid}").status_code == 404
+        assert o.post(f"/clusters/{cid}", json={"grow": [MEMBER]}).status_code == 404
+        assert o.delete(f"/clusters/{cid}").status_code == 404
+        assert o.post(f"/clusters/{cid}", json={"reset-status": {}}).status_code == 403
+        assert cid not in [cl["id"] for cl in o.get("/clusters").json()["clusters"]]
+    after = show(c, cid)
+    assert after["task"]["name"] == "NONE"
+    assert [m["id"] for m in after["instances"]] == [m["id"] for m in before["instances"]]
 
 
 def test_bad_cluster_requests_change_nothing(server: CofferServer, admin: Credentials) -> None:

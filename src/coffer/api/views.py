@@ -199,20 +199,21 @@ def cluster(ctx: ViewContext, rec: ClusterRecord) -> dict[str, Any]:
     members = []
     for member in rec.members:
         inst = member.instance
-        address = member.host.address
-        members.append(
-            {
-                "id": inst.id,
-                "name": inst.name,
-                "type": membership(inst).role,
-                "status": _status(ctx, member).status,
-                "links": ctx.links("instances", inst.id),
-                "flavor": {"id": member.flavor.id, "links": ctx.links("flavors", member.flavor.id)},
-                "volume": {"size": inst.volume_gb},
-                "ip": [address],
-                "port": inst.port,
-            }
-        )
+        info = membership(inst)
+        entry = {
+            "id": inst.id,
+            "name": inst.name,
+            "type": info.role,
+            "status": _status(ctx, member).status,
+            "links": ctx.links("instances", inst.id),
+            "flavor": {"id": member.flavor.id, "links": ctx.links("flavors", member.flavor.id)},
+            "volume": {"size": inst.volume_gb},
+            "ip": [member.host.address],
+            "port": inst.port,
+        }
+        if info.follows:
+            entry["master"] = info.follows  # Coffer extension: a Redis replica's master
+        members.append(entry)
     out: dict[str, Any] = {
         "id": c.id,
         "name": c.name,
