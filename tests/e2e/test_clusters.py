@@ -389,3 +389,40 @@ def test_bad_cluster_requests_change_nothing(server: CofferServer, admin: Creden
         assert c.post("/clusters/nope", json={"restart": {}}).status_code == 404
         assert c.delete("/clusters/nope").status_code == 404
         assert (c.get("/clusters").json(), c.get("/mgmt/instances").json()) == before
+
+
+# -- crash safety --------------------------------------------------------------------------
+
+
+def test_server_killed_while_a_cluster_forms(fresh_server: CofferServer) -> None:
+    """The create resumes where it stopped: the cluster forms, nothing is left over."""
+    server = fresh_server.start()
+    members = [MEMBER, MEMBER, MEMBER, {**MEMBER, "type": "replica"}]
+    with server.admin().client() as c:
+        r = c.post("/clusters", json=cluster_body("rc-crash", "redis", "7.0", members))
+        assert r.status_code == 200, r.text
+        cid = r.json()["cluster"]["id"]
+        log = server.data_dir / "agent.log"
+        eventually(
+            lambda: f"cluster-create-{cid}:open-" in log.read_text(),
+            "the members to start in cluster mode",
+        )
+        server.kill9()
+    server.restart()
+    with server.admin().client() as c:
+        cluster = wait_cluster(c, cid, 4)
+        user = {"name": "app", "password": PASSWORD}
+        master = next(m for m in cluster["instances"] if m["type"] == "master")
+        assert c.post(f"/instances/{master['id']}/users", json={"users": [user]}).status_code == 202
+        client = redis_cluster(master)
+        try:
+            for i in range(50):
+                client.set(f"k{i}", i)
+            assert client.cluster_info()["cluster_state"] == "ok"
+        finally:
+            client.close()
+        ids = [m["id"] for m in cluster["instances"]]
+        delete_cluster(c, cid, ids)
+        on_disk = server.data_dir / "agent" / "instances"
+        left = [p.name for p in on_disk.iterdir()] if on_disk.exists() else []
+        assert left == [], "no member's files outlive the cluster"
