@@ -15,10 +15,12 @@ Exceptions::
     │                                   (status, fault, message from Trove's envelope)
     ├── CofferConnectionError           the server could not be reached, or did not answer
     ├── CofferResponseError             the server's reply is not what the API promises
-    ├── CofferAmbiguousNameError        a name given for an instance or backup matches several
+    ├── CofferAmbiguousNameError        a name given for an instance, backup or cluster
+    │                                   matches several
     └── CofferWaitError                 a wait ended without reaching its goal
         ├── CofferInstanceFailedError   the instance went to status ERROR
         ├── CofferBackupFailedError     the backup went to FAILED or DELETE_FAILED
+        ├── CofferClusterFailedError    the cluster recorded a fault, or a member went to ERROR
         └── CofferWaitTimeoutError      the deadline passed first
 
 Passwords given to this client travel only in request bodies: they are never part of a
@@ -31,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, TypedDict, overload
+from typing import Any, Literal, NamedTuple, TypedDict, overload
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -39,11 +41,14 @@ import httpx
 __all__ = [
     "READY_OPERATING_STATUS",
     "READY_STATUS",
+    "ClusterMemberSpec",
+    "ClusterMembers",
     "CofferAPIError",
     "CofferAmbiguousNameError",
     "CofferBackupFailedError",
     "CofferClient",
     "CofferClientError",
+    "CofferClusterFailedError",
     "CofferConnectionError",
     "CofferInstanceFailedError",
     "CofferResponseError",
@@ -59,7 +64,8 @@ __all__ = [
 ]
 
 JSONObject = dict[str, Any]
-#: Called on every poll of a wait with the instance (or backup) view and the seconds elapsed.
+#: Called on every poll of a wait with the instance (backup, cluster) view and the seconds
+#: elapsed.
 ProgressCallback = Callable[[JSONObject, float], None]
 
 READY_STATUS = "ACTIVE"
@@ -68,6 +74,8 @@ ERROR_STATUS = "ERROR"
 BACKUP_COMPLETED = "COMPLETED"
 BACKUP_FAILED = "FAILED"
 BACKUP_DELETE_FAILED = "DELETE_FAILED"
+#: a cluster's ``task.name`` when no operation runs on it
+CLUSTER_IDLE_TASK = "NONE"
 
 
 class Credentials(TypedDict):
@@ -142,7 +150,9 @@ class CofferWaitError(CofferClientError):
 
     A backup wait sets ``backup_id`` and ``backup`` (its last view, None if none was
     seen); its ``instance_id`` is then the backed-up instance's ('' if unknown) and
-    ``instance`` is None.
+    ``instance`` is None. A cluster wait sets ``cluster_id`` and ``cluster`` (its last
+    view, None if none was seen); its ``instance_id`` is then the failed member's ('' if
+    none) and ``instance`` that member's entry in the cluster view, if any.
     """
 
     def __init__(
@@ -153,12 +163,16 @@ class CofferWaitError(CofferClientError):
         instance: JSONObject | None,
         backup_id: str | None = None,
         backup: JSONObject | None = None,
+        cluster_id: str | None = None,
+        cluster: JSONObject | None = None,
     ) -> None:
         super().__init__(message)
         self.instance_id = instance_id
         self.instance = instance
         self.backup_id = backup_id
         self.backup = backup
+        self.cluster_id = cluster_id
+        self.cluster = cluster
 
 
 class CofferInstanceFailedError(CofferWaitError):
@@ -180,17 +194,28 @@ class CofferBackupFailedError(CofferWaitError):
         return str(reason) if reason else None
 
 
+class CofferClusterFailedError(CofferWaitError):
+    """The cluster's operation failed: the cluster recorded a ``fault``, or a member
+    (``instance_id``, '' if the fault came first) went to status ERROR."""
+
+    @property
+    def fault(self) -> JSONObject | None:
+        fault = (self.cluster or {}).get("fault")
+        return fault if isinstance(fault, dict) else None
+
+
 class CofferWaitTimeoutError(CofferWaitError):
-    """The wait's deadline passed before the instance (or backup) reached the goal."""
+    """The wait's deadline passed before the instance (backup, cluster) reached the goal."""
 
 
 # --------------------------------------------------------------------------- request specs
 
 
 class WaitUntil(StrEnum):
-    """What ``wait_for_instance`` and ``wait_for_backup`` wait for."""
+    """What ``wait_for_instance``, ``wait_for_backup`` and ``wait_for_cluster`` wait for."""
 
-    #: an instance: status ACTIVE and operating_status HEALTHY; a backup: status COMPLETED
+    #: an instance: status ACTIVE and operating_status HEALTHY; a backup: status COMPLETED;
+    #: a cluster: task NONE and every member ACTIVE
     READY = "ready"
     #: GET answers 404
     DELETED = "deleted"
@@ -212,6 +237,30 @@ class UserSpec:
         if self.databases:
             body["databases"] = [{"name": db} for db in self.databases]
         return body
+
+
+class ClusterMemberSpec(NamedTuple):
+    """One member to create in a cluster (or add to it): a flavor id or name, a volume
+    size in GB (None: the server's default, which clusters refuse), and a type (Redis:
+    ``"master"``, the default, or ``"replica"``; None for Galera). Any
+    ``(flavor, volume_size, type)`` tuple does as well."""
+
+    flavor: str
+    volume_size: int | None
+    type: str | None = None
+
+
+ClusterMembers = Sequence[tuple[str, int | None, str | None]]
+
+
+def _member_body(member: tuple[str, int | None, str | None]) -> JSONObject:
+    flavor, volume_size, kind = member
+    body: JSONObject = {"flavorRef": flavor}
+    if volume_size is not None:
+        body["volume"] = {"size": volume_size}
+    if kind is not None:
+        body["type"] = kind
+    return body
 
 
 def _segment(value: str) -> str:
@@ -785,6 +834,186 @@ class CofferClient:
             on_progress=on_progress,
         )
 
+    # ----------------------------------------------------------------------- clusters
+
+    def list_clusters(self) -> list[JSONObject]:
+        """This project's clusters, each with its members (id, name, type, status, ...)."""
+        return self._list("/clusters", "clusters")
+
+    def get_cluster(self, cluster_id: str) -> JSONObject:
+        return self._get_object(_cluster_path(cluster_id), "cluster")
+
+    def find_cluster(self, name_or_id: str) -> JSONObject:
+        """The cluster whose id, or else whose unique name, is ``name_or_id``.
+
+        Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
+        several of this project's clusters share the name.
+        """
+        try:
+            return self.get_cluster(name_or_id)
+        except CofferAPIError as exc:
+            if not exc.not_found:
+                raise
+        matches = [c for c in self.list_clusters() if c.get("name") == name_or_id]
+        if not matches:
+            raise CofferAPIError(
+                404, "itemNotFound", f"no cluster has the id or name {name_or_id!r}"
+            )
+        if len(matches) > 1:
+            ids = [str(c.get("id")) for c in matches]
+            raise CofferAmbiguousNameError(name_or_id, ids, kind="cluster")
+        return self.get_cluster(str(matches[0]["id"]))
+
+    def create_cluster(
+        self, name: str, datastore: str, version: str, members: ClusterMembers
+    ) -> JSONObject:
+        """Ask for a new cluster of ``members`` (``ClusterMemberSpec`` or plain
+        ``(flavor, volume_size, type)`` tuples); returns its view (task BUILDING). Wait
+        with ``wait_for_cluster``.
+
+        ``datastore`` is ``mariadb`` (a Galera cluster, 3+ members, no type) or ``redis``
+        (a Redis Cluster, 3+ masters; members of type ``"replica"`` follow them). Every
+        member needs the same flavor and volume size. The server checks all of this and
+        answers 400 (nothing created) when a rule is broken.
+        """
+        cluster: JSONObject = {
+            "name": name,
+            "datastore": {"type": datastore, "version": version},
+            "instances": [_member_body(m) for m in members],
+        }
+        reply = self.request("POST", "/clusters", body={"cluster": cluster})
+        return _object(reply, "cluster", "/clusters")
+
+    def grow_cluster(self, cluster_id: str, members: ClusterMembers) -> JSONObject:
+        """Add members (the cluster's own flavor and volume size); returns the cluster's
+        view (task GROWING_CLUSTER)."""
+        return self._cluster_action(cluster_id, {"grow": [_member_body(m) for m in members]})
+
+    def shrink_cluster(self, cluster_id: str, instance_ids: Sequence[str]) -> JSONObject:
+        """Remove the members with these instance ids; returns the cluster's view (task
+        SHRINKING_CLUSTER). The server refuses (400) to go below 3 members (Galera) or 3
+        masters (Redis), or to remove a Redis master without its replicas."""
+        body = {"shrink": [{"id": instance_id} for instance_id in instance_ids]}
+        return self._cluster_action(cluster_id, body)
+
+    def restart_cluster(self, cluster_id: str) -> JSONObject:
+        """Restart every member in turn (a Galera cluster that is down is recovered);
+        returns the cluster's view (task RESTARTING_CLUSTER)."""
+        return self._cluster_action(cluster_id, {"restart": {}})
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        """Start deleting the cluster and every member; then GET answers 404."""
+        self.request("DELETE", _cluster_path(cluster_id))
+
+    def _cluster_action(self, cluster_id: str, body: JSONObject) -> JSONObject:
+        path = _cluster_path(cluster_id)
+        return _object(self.request("POST", path, body=body), "cluster", path)
+
+    @overload
+    def wait_for_cluster(
+        self,
+        cluster_id: str,
+        *,
+        until: Literal[WaitUntil.READY] = ...,
+        timeout: float = ...,
+        interval: float = ...,
+        on_progress: ProgressCallback | None = ...,
+    ) -> JSONObject: ...
+
+    @overload
+    def wait_for_cluster(
+        self,
+        cluster_id: str,
+        *,
+        until: Literal[WaitUntil.DELETED],
+        timeout: float = ...,
+        interval: float = ...,
+        on_progress: ProgressCallback | None = ...,
+    ) -> None: ...
+
+    def wait_for_cluster(
+        self,
+        cluster_id: str,
+        *,
+        until: WaitUntil = WaitUntil.READY,
+        timeout: float = 1200.0,
+        interval: float = 2.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> JSONObject | None:
+        """Poll the cluster every ``interval`` seconds until ``until`` holds; may block up
+        to ``timeout`` seconds.
+
+        READY returns the final view: task NONE and every member (at least one) ACTIVE.
+        A ``fault`` on the cluster, or a member with status ERROR, raises
+        ``CofferClusterFailedError`` with the fault's message (or the failed member's).
+        DELETED returns None once GET answers 404; a fault with the task back to NONE (the
+        delete failed) raises ``CofferClusterFailedError``. The deadline raises
+        ``CofferWaitTimeoutError``. An unreachable server is polled again until the
+        deadline, so a wait survives a server restart.
+        """
+
+        def settled(view: JSONObject) -> bool:
+            idle = _cluster_task(view) == CLUSTER_IDLE_TASK
+            if until is WaitUntil.DELETED:
+                if idle and isinstance(view.get("fault"), dict):
+                    raise self._cluster_failed(cluster_id, view)
+                return False
+            if isinstance(view.get("fault"), dict) or _failed_members(view):
+                raise self._cluster_failed(cluster_id, view)
+            members = _members(view)
+            return idle and bool(members) and all(m.get("status") == READY_STATUS for m in members)
+
+        def timed_out(last_view: JSONObject | None, problem: str) -> CofferWaitTimeoutError:
+            return CofferWaitTimeoutError(
+                f"cluster {cluster_id} is not {until.value} after {timeout:g}s "
+                f"({_describe_cluster(last_view)}){problem}",
+                instance_id="",
+                instance=None,
+                cluster_id=cluster_id,
+                cluster=last_view,
+            )
+
+        return _poll(
+            lambda: self.get_cluster(cluster_id),
+            settled=settled,
+            timed_out=timed_out,
+            until=until,
+            timeout=timeout,
+            interval=interval,
+            on_progress=on_progress,
+        )
+
+    def _cluster_failed(self, cluster_id: str, view: JSONObject) -> CofferClusterFailedError:
+        """The error for a failed cluster: its fault's message, else the first ERROR
+        member's own fault (read from the member's instance view, if it can be)."""
+        name = view.get("name") or cluster_id
+        fault = view.get("fault")
+        failed = _failed_members(view)
+        member = failed[0] if failed else None
+        member_id = str(member.get("id")) if member else ""
+        if isinstance(fault, dict) and fault.get("message"):
+            message = f"cluster {name} ({cluster_id}) failed: {_one_line(str(fault['message']))}"
+        else:
+            message = f"member {member_id} of cluster {name} ({cluster_id}) went to ERROR"
+            reason = self._member_fault(cluster_id, member_id) if member_id else None
+            message += f": {reason}" if reason else " (no fault recorded)"
+        return CofferClusterFailedError(
+            message,
+            instance_id=member_id,
+            instance=member,
+            cluster_id=cluster_id,
+            cluster=view,
+        )
+
+    def _member_fault(self, cluster_id: str, instance_id: str) -> str | None:
+        path = f"{_cluster_path(cluster_id)}/instances/{_segment(instance_id)}"
+        try:
+            fault = self._get_object(path, "instance").get("fault")
+        except CofferClientError:
+            return None  # the member's own view is only a better message
+        message = fault.get("message") if isinstance(fault, dict) else None
+        return _one_line(str(message)) if message else None
+
     # ----------------------------------------------------------------------- databases
 
     def list_databases(self, instance_id: str) -> list[JSONObject]:
@@ -952,6 +1181,10 @@ def _backup_path(backup_id: str) -> str:
     return f"/backups/{_segment(backup_id)}"
 
 
+def _cluster_path(cluster_id: str) -> str:
+    return f"/clusters/{_segment(cluster_id)}"
+
+
 def _user_path(instance_id: str, name: str, host: str | None) -> str:
     return f"{_instance_path(instance_id)}/users/{user_path_segment(name, host)}"
 
@@ -1090,6 +1323,34 @@ def _describe_status(view: JSONObject | None) -> str:
     if view is None:
         return "never seen"
     return f"status {view.get('status')}, operating status {view.get('operating_status') or '-'}"
+
+
+def _members(view: JSONObject) -> list[JSONObject]:
+    """A cluster view's member entries (Trove's ``instances``)."""
+    members = view.get("instances")
+    return [m for m in members if isinstance(m, dict)] if isinstance(members, list) else []
+
+
+def _failed_members(view: JSONObject) -> list[JSONObject]:
+    return [m for m in _members(view) if m.get("status") == ERROR_STATUS]
+
+
+def _cluster_task(view: JSONObject) -> str | None:
+    task = view.get("task")
+    name = task.get("name") if isinstance(task, dict) else None
+    return str(name) if name is not None else None
+
+
+def _describe_cluster(view: JSONObject | None) -> str:
+    """``task GROWING_CLUSTER, members: 3 ACTIVE, 1 BUILD`` (or ``never seen``)."""
+    if view is None:
+        return "never seen"
+    counts: dict[str, int] = {}
+    for member in _members(view):
+        status = str(member.get("status") or "-")
+        counts[status] = counts.get(status, 0) + 1
+    members = ", ".join(f"{n} {status}" for status, n in counts.items()) or "none"
+    return f"task {_cluster_task(view) or '-'}, members: {members}"
 
 
 def _instance_failed(instance_id: str, view: JSONObject) -> CofferInstanceFailedError:

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from coffer.cli import (
     backups,
+    clusters,
     databases,
     datastores,
     flavors,
@@ -82,6 +83,7 @@ app.add_typer(databases.app, name="database")
 app.add_typer(users.app, name="user")
 app.add_typer(root.app, name="root")
 app.add_typer(backups.app, name="backup")
+app.add_typer(clusters.app, name="cluster")
 app.add_typer(flavors.app, name="flavor")
 app.add_typer(datastores.app, name="datastore")
 app.add_typer(quotas.app, name="quota")
