@@ -275,6 +275,7 @@ def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentia
         try:
             for i in range(300):
                 client.set(f"key:{i}", str(i))
+            assert int(client.cluster_info()["cluster_slots_assigned"]) == 16384
             for master in masters:
                 assert keys_on(master) > 0, "keys spread over every master"
             assert sum(keys_on(m) for m in masters) == 300
@@ -301,6 +302,14 @@ def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentia
             assert sum(keys_on(m) for m in masters) == 300
         finally:
             client.close()
+
+        # an admin may reset the cluster's task (Trove's and mgmt's spelling)
+        r = c.post(f"/clusters/{cid}", json={"reset-status": {}})
+        assert r.status_code == 202, r.text
+        r = c.post(f"/mgmt/clusters/{cid}/action", json={"reset-task": {}})
+        assert r.status_code == 202, r.text
+        assert show(c, cid)["task"]["name"] == "NONE"
+        assert cid in [cl["id"] for cl in c.get("/mgmt/clusters").json()["clusters"]]
 
 
 # -- bad requests --------------------------------------------------------------------------

@@ -211,15 +211,6 @@ def test_redis_cluster_through_the_cli(cli: Cli, trove: client.Client, clusters:
     cluster_gone_for_the_cli(cli, name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        'troveclient\'s --instance parser sends type=replica as a list (["replica"]), as '
-        "Trove accepts (a list or a comma-separated string); Coffer's ClusterMemberIn.type "
-        "takes a string only and answers 400"
-    ),
-)
 def test_replica_type_as_the_cli_sends_it(
     cli: Cli, trove: client.Client, clusters: set[str]
 ) -> None:

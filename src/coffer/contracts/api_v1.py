@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     NaiveDatetime,
@@ -129,6 +130,16 @@ class InstanceAction(_Body):
     eject_replica_source: dict[str, Any] | None = None
 
 
+def _single_type(value: object) -> object:
+    """python-troveclient sends ``type=replica`` as ``["replica"]`` (Trove takes a list or
+    a string); a member has one type."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise ValueError("a cluster member has exactly one type")
+        return value[0]
+    return value
+
+
 class ClusterMemberIn(_Body):
     """One member of ``clusters`` create or ``grow``. ``type``: for Redis, ``master``
     (the default) or ``replica``; Galera members have no type."""
@@ -136,7 +147,7 @@ class ClusterMemberIn(_Body):
     flavorRef: StrictInt | Annotated[str, StringConstraints(min_length=1, max_length=255)]
     volume: VolumeIn | None = None
     name: Name | None = None
-    type: str | None = None
+    type: Annotated[str, BeforeValidator(_single_type)] | None = None
     nics: list[dict[str, Any]] | None = None
     availability_zone: str | None = None
     modules: list[dict[str, Any]] | None = None

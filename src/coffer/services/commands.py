@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from coffer.clock import utcnow
@@ -110,9 +110,19 @@ class CommandBus:
             for cmd in rows:
                 if cmd.state == SENT and cmd.id in running_ids:
                     continue
-                cmd.state = SENT
-                cmd.sent_at = utcnow()
-                cmd.attempts += 1
+                # compare-and-set: a result recorded since the read is never overwritten
+                claimed = s.execute(
+                    update(Command)
+                    .where(
+                        Command.id == cmd.id,
+                        Command.state == cmd.state,
+                        Command.attempts == cmd.attempts,
+                    )
+                    .values(state=SENT, sent_at=utcnow(), attempts=cmd.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
                 payload = json.loads(self._rt.sealer.open(cmd.payload_sealed))
                 out.append(
                     AgentCommand(
@@ -126,16 +136,25 @@ class CommandBus:
 
     def complete(self, host_id: str, command_id: str, result: CommandResult) -> bool:
         """Record a result; returns False for unknown or already finished commands."""
+        values: dict[str, Any] = {
+            "state": DONE if result.ok else FAILED,
+            "finished_at": utcnow(),
+            "seconds": result.seconds,
+        }
+        if result.ok:
+            values["result_sealed"] = self._rt.sealer.seal(json.dumps(result.result).encode())
+        else:
+            values.update(error_code=result.error_code, error_message=result.error_message)
         with self._rt.sessions.begin() as s:
-            cmd = s.get(Command, command_id)
-            if cmd is None or cmd.host_id != host_id or cmd.state in (DONE, FAILED):
-                return False
-            cmd.state = DONE if result.ok else FAILED
-            cmd.finished_at = utcnow()
-            cmd.seconds = result.seconds
-            if result.ok:
-                cmd.result_sealed = self._rt.sealer.seal(json.dumps(result.result).encode())
-            else:
-                cmd.error_code = result.error_code
-                cmd.error_message = result.error_message
-            return True
+            # compare-and-set: the first result wins, even against a concurrent delivery
+            recorded = s.execute(
+                update(Command)
+                .where(
+                    Command.id == command_id,
+                    Command.host_id == host_id,
+                    Command.state.in_((PENDING, SENT)),
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(recorded.rowcount == 1)  # type: ignore[attr-defined]
