@@ -37,7 +37,13 @@ from coffer.services.backup_records import (
 from coffer.services.commands import CommandBus
 from coffer.storage import open_store
 from coffer.workflows.runtime import current
-from coffer.workflows.steps import await_command, describe, finish_task, send_command
+from coffer.workflows.steps import (
+    RECORDING_STEP,
+    await_command,
+    describe,
+    finish_task,
+    send_command,
+)
 
 log = logging.getLogger("coffer.workflows.backups")
 
@@ -91,7 +97,7 @@ def backup_payload(backup_id: str) -> str:
     return rt.sealer.seal(json.dumps(payload).encode())
 
 
-@DBOS.step()
+@RECORDING_STEP
 def set_state(backup_id: str, state: str, reason: str | None) -> None:
     rt = current()
     with rt.sessions.begin() as s:
@@ -102,7 +108,7 @@ def set_state(backup_id: str, state: str, reason: str | None) -> None:
         )
 
 
-@DBOS.step()
+@RECORDING_STEP
 def complete(backup_id: str, result: dict[str, Any]) -> None:
     """Record what the agent stored, write the manifest beside the data, then mark the
     backup COMPLETED (a backup is never COMPLETED without its manifest)."""
@@ -260,7 +266,7 @@ def await_verification(command_id: str) -> dict[str, Any]:
     return CommandBus(rt).wait(command_id, deadline)
 
 
-@DBOS.step()
+@RECORDING_STEP
 def record_verification(backup_id: str, ok: bool, detail: str) -> None:
     rt = current()
     if not ok:

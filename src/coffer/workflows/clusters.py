@@ -38,7 +38,14 @@ from coffer.services import records
 from coffer.services.cluster_records import ClusterKind, Membership, load, membership
 from coffer.services.commands import CommandBus
 from coffer.workflows.runtime import current
-from coffer.workflows.steps import describe, fail_task, finish_task, mark_deleted, send_command
+from coffer.workflows.steps import (
+    RECORDING_STEP,
+    describe,
+    fail_task,
+    finish_task,
+    mark_deleted,
+    send_command,
+)
 
 __all__ = [
     "cancel",
@@ -363,7 +370,7 @@ def copy_users(cluster_id: str, new: list[str]) -> None:
             _ask(instance_id, cluster_id, "copy_users", {"lines": lines})
 
 
-@DBOS.step()
+@RECORDING_STEP
 def record_node(instance_id: str, node_id: str) -> None:
     rt = current()
     with rt.sessions.begin() as s:
@@ -633,7 +640,7 @@ def _live(cluster_id: str, settled: bool) -> list[str]:
     return [m.instance.id for m in rec.members if m.instance.task_status not in busy]
 
 
-@DBOS.step()
+@RECORDING_STEP
 def end_cluster(cluster_id: str, wid: str) -> None:
     rt = current()
     with rt.sessions.begin() as s:
@@ -649,7 +656,7 @@ def end_cluster(cluster_id: str, wid: str) -> None:
         )
 
 
-@DBOS.step()
+@RECORDING_STEP
 def record_cluster_fault(cluster_id: str, wid: str, message: str) -> None:
     rt = current()
     now = utcnow()
@@ -668,7 +675,7 @@ def record_cluster_fault(cluster_id: str, wid: str, message: str) -> None:
         )
 
 
-@DBOS.step()
+@RECORDING_STEP
 def mark_cluster_deleted(cluster_id: str, wid: str) -> None:
     rt = current()
     now = utcnow()

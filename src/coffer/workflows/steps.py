@@ -23,6 +23,11 @@ from coffer.services import placement, records
 from coffer.services.commands import CommandBus
 from coffer.workflows.runtime import current
 
+#: for steps that record an outcome (idempotent): a transient database error (e.g. SQLite
+#: busy under load) is retried, because a lost record would leave a task or a backup
+#: stuck in its running state for good
+RECORDING_STEP = DBOS.step(retries_allowed=True, interval_seconds=0.5, max_attempts=6)
+
 
 @DBOS.step()
 def send_command(
@@ -66,7 +71,7 @@ def await_command(command_id: str, instance_id: str) -> dict[str, Any]:
     return CommandBus(rt).wait(command_id, deadline)
 
 
-@DBOS.step()
+@RECORDING_STEP
 def finish_task(
     instance_id: str,
     workflow_id: str,
@@ -109,7 +114,7 @@ def finish_task(
         )
 
 
-@DBOS.step()
+@RECORDING_STEP
 def fail_task(instance_id: str, workflow_id: str, task: str, message: str, details: str) -> None:
     """Record a fault and leave the instance in ``task`` (an error task or NONE)."""
     rt = current()
@@ -130,7 +135,7 @@ def fail_task(instance_id: str, workflow_id: str, task: str, message: str, detai
         )
 
 
-@DBOS.step()
+@RECORDING_STEP
 def mark_deleted(instance_id: str, workflow_id: str) -> None:
     rt = current()
     with rt.sessions.begin() as s:
