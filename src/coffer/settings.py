@@ -60,6 +60,8 @@ class ServerSettings(BaseSettings):
     backup_timeout_s: float = Field(default=3600.0, gt=0)
     #: restore every completed backup into a throwaway instance and check it
     verify_backups: bool = True
+    #: lifetime of a token issued by a password login (``POST /v3/auth/tokens``)
+    keystone_token_ttl_s: float = Field(default=3600.0, gt=0)
 
     @property
     def store_config(self) -> StoreConfig:

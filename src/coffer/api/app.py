@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from coffer import __version__
-from coffer.api import errors
+from coffer.api import errors, keystone_views
 from coffer.api.deps import PrincipalDep
 from coffer.api.routes import (
     admin_ops,
@@ -20,7 +20,9 @@ from coffer.api.routes import (
     clusters,
     configurations,
     instances,
+    keystone,
     mgmt,
+    mgmt_users,
 )
 from coffer.services.runtime import Runtime
 
@@ -62,7 +64,7 @@ def create_app(
     @app.get("/", tags=["versions"])
     def versions(request: Request) -> dict[str, Any]:
         base = rt.settings.public_url or str(request.base_url).rstrip("/")
-        return {"versions": [_version_doc(base)]}
+        return {"versions": [_version_doc(base), keystone_views.version(base)]}
 
     @app.get("/v1.0/", tags=["versions"])
     @app.get("/v1.0", tags=["versions"], include_in_schema=False)
@@ -76,4 +78,6 @@ def create_app(
 
     for module in (catalog, configurations, instances, clusters, backups, admin_ops, mgmt, agent):
         app.include_router(module.router)
+    app.include_router(mgmt_users.router)
+    app.include_router(keystone.router)
     return app

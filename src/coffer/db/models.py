@@ -36,6 +36,10 @@ class Token(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(DateTime)
+    #: the user who logged in for it (Keystone password tokens); None for API tokens
+    user_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    #: refused from this moment on; None: never expires (API tokens)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Quota(Base):
@@ -293,4 +297,17 @@ class BackupStrategy(Base):
     instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     backend: Mapped[str] = mapped_column(String(32))
     swift_container: Mapped[str] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class User(Base):
+    """Someone who logs in with a password (Keystone v3 subset); a member of one project."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: ``coffer.passwords`` hash (scrypt, salted); never the password itself
+    password_hash: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(DateTime)

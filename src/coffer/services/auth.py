@@ -1,9 +1,13 @@
-"""Who is calling: API tokens (hashed at rest) resolve to a project and a role."""
+"""Who is calling: API tokens (hashed at rest) resolve to a project and a role.
+
+A token with an ``expires_at`` (a password login's) is refused from that moment on.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coffer.clock import utcnow
 from coffer.db.models import Project, Token
 from coffer.errors import Forbidden, Unauthorized
 from coffer.security import hash_token
@@ -33,6 +37,8 @@ def authenticate(rt: Runtime, token: str | None) -> Principal:
         row = s.get(Token, hash_token(token))
         if row is None:
             raise Unauthorized("the token is not valid")
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            raise Unauthorized("the token has expired")
         project = s.get(Project, row.project_id)
         if project is None:
             raise Unauthorized("the token's project no longer exists")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from coffer.db.models import Project, Token
 from coffer.security import hash_token
-from coffer.services import catalog, projects
+from coffer.services import catalog, identity, projects
 from coffer.services.runtime import Runtime
 
 ADMIN_PROJECT = "admin"
@@ -22,9 +22,11 @@ def seed(rt: Runtime) -> None:
 
 
 def ensure_admin_credentials(rt: Runtime) -> Path:
-    """Make sure ``credentials.json`` holds a working admin token for this endpoint.
+    """Make sure ``credentials.json`` holds a working admin token for this endpoint, and
+    the admin's password login (``username``, ``password``, ``project_name``).
 
-    The token is reused across restarts; the endpoint is rewritten if host/port changed.
+    The token and the password are reused across restarts; the endpoint is rewritten if
+    host/port changed. Other keys in the file are kept. The password is never logged.
     """
     path = rt.settings.data_dir / "credentials.json"
     existing = _read(path)
@@ -43,7 +45,9 @@ def ensure_admin_credentials(rt: Runtime) -> Path:
         )
     else:
         creds = projects.create_token(rt, admin.id)
-    _write_private(path, json.dumps(creds.as_dict(), indent=2) + "\n")
+    content = {**existing, **creds.as_dict()}
+    content.update(identity.ensure_admin_login(rt, creds.project_id, existing))
+    _write_private(path, json.dumps(content, indent=2) + "\n")
     return path
 
 
