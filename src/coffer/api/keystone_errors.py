@@ -42,6 +42,9 @@ def describe(exc: RequestValidationError) -> str:
     """``Invalid input for field '<path>': <reason>`` for each problem, as Keystone says it."""
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            parts.append("The request body is not valid JSON.")
+            continue
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"Invalid input for field '{loc}': {err.get('msg', 'is invalid')}")
     return "; ".join(parts)
