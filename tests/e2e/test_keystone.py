@@ -49,12 +49,12 @@ def admin_login(server: CofferServer) -> Login:
 
 
 def openstack(
-    server: CofferServer, login: Login, *args: str, timeout: float = 120
+    server: CofferServer, login: Login, *args: str, auth_url: str = "/v3", timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env.update(
         LANG="C.UTF-8",
-        OS_AUTH_URL=f"{server.url}/v3",
+        OS_AUTH_URL=server.url + auth_url,
         OS_USERNAME=login.username,
         OS_PASSWORD=login.password,
         OS_PROJECT_NAME=login.project,
@@ -66,8 +66,8 @@ def openstack(
     )
 
 
-def ok_json(server: CofferServer, login: Login, *args: str) -> Any:
-    res = openstack(server, login, *args, "-f", "json")
+def ok_json(server: CofferServer, login: Login, *args: str, auth_url: str = "/v3") -> Any:
+    res = openstack(server, login, *args, "-f", "json", auth_url=auth_url)
     assert res.returncode == 0, f"openstack {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return json.loads(res.stdout)
 
@@ -125,6 +125,11 @@ def test_the_openstack_cli_logs_in_with_the_admin_password(server: CofferServer)
     # project lookup by name goes through the catalog's identity endpoint
     project = ok_json(server, login, "project", "show", login.project)
     assert (project["id"], project["name"]) == (server.admin().project_id, login.project)
+    quotas = ok_json(server, login, "database", "quota", "show", login.project)
+    assert "instances" in {q["Resource"] for q in quotas}
+    # an auth URL without the version: discovery at / lists the identity API too
+    flavors = ok_json(server, login, "database", "flavor", "list", auth_url="")
+    assert "tiny" in {f["Name"] for f in flavors}
 
 
 def test_a_wrong_password_or_user_fails_with_a_clear_message(server: CofferServer) -> None:
