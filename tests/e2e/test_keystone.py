@@ -302,6 +302,8 @@ def test_tokens_validate_revoke_expire_and_passwords_stay_hidden(
         assert shown.status_code == 200 and shown.json() == issued.json()
         assert shown.headers["X-Subject-Token"] == token
         assert c.head("/v3/auth/tokens", headers=own).status_code == 200
+        missing = keystone_error(c.get("/v3/auth/tokens", headers={"X-Auth-Token": token}), 400)
+        assert "X-Subject-Token" in missing
         api = {"X-Auth-Token": token}
         assert c.get(f"/v1.0/{creds.project_id}/instances", headers=api).status_code == 200
 

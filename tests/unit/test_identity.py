@@ -206,7 +206,7 @@ def test_tokens_are_validated_revoked_and_expire(rt: Runtime) -> None:
     admin_token = creds(rt)["token"]
     admin = auth.authenticate(rt, admin_token)
     assert identity.validate(rt, admin, admin_token, token).user_name == dave.name
-    with pytest.raises(NotFound, match="missing"):
+    with pytest.raises(BadRequest, match="X-Subject-Token"):
         identity.validate(rt, admin, admin_token, None)
     with pytest.raises(NotFound):
         identity.validate(rt, admin, admin_token, admin_token)  # not a login token

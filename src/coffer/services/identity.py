@@ -127,8 +127,9 @@ def login(rt: Runtime, request: AuthRequest) -> tuple[str, TokenGrant]:
 def validate(rt: Runtime, who: Principal, caller_token: str, subject: str | None) -> TokenGrant:
     """What the login token ``subject`` says, as seen by ``who`` (holding ``caller_token``).
 
-    A caller may look at its own token; an admin at any. 404 when ``subject`` is missing,
-    unknown, expired or not a login token; 403 for another caller's token.
+    A caller may look at its own token; an admin at any. 400 when ``subject`` is missing;
+    404 when it is unknown, expired, revoked or not a login token; 403 for another caller's
+    token.
     """
     with rt.sessions() as s:
         row, user, project = _subject(s, who, caller_token, subject)
@@ -294,7 +295,7 @@ def _subject(
 ) -> tuple[Token, User, Project]:
     missing = NotFound("Could not find token: the X-Subject-Token is unknown or has expired.")
     if not subject:
-        raise NotFound("Could not find token: the X-Subject-Token header is missing.")
+        raise BadRequest("Expecting to find the token to check in the X-Subject-Token header.")
     row = s.get(Token, hash_token(subject))
     if row is None or row.user_id is None or row.expires_at is None:
         raise missing
