@@ -663,11 +663,12 @@ def cluster_event(s: Session, cluster_id: str, wid: str, outcome: str, detail: s
     )
 
 
-@RECORDING_STEP
-def end_cluster(cluster_id: str, wid: str) -> None:
+def _end(cluster_id: str, wid: str, outcome: str, detail: str = "", **extra: Any) -> None:
+    """End the cluster's task (only while ``wid`` owns it), with its event; ``extra``
+    columns are set along."""
     rt = current()
     with rt.sessions.begin() as s:
-        cluster_event(s, cluster_id, wid, "done", "")
+        cluster_event(s, cluster_id, wid, outcome, detail)
         s.execute(
             update(Cluster)
             .where(Cluster.id == cluster_id, Cluster.task_workflow_id == wid)
@@ -676,48 +677,24 @@ def end_cluster(cluster_id: str, wid: str) -> None:
                 task_workflow_id=None,
                 task_deadline=None,
                 updated=utcnow(),
+                **extra,
             )
         )
+
+
+@RECORDING_STEP
+def end_cluster(cluster_id: str, wid: str) -> None:
+    _end(cluster_id, wid, "done")
 
 
 @RECORDING_STEP
 def record_cluster_fault(cluster_id: str, wid: str, message: str) -> None:
-    rt = current()
-    now = utcnow()
-    with rt.sessions.begin() as s:
-        cluster_event(s, cluster_id, wid, "failed", message)
-        s.execute(
-            update(Cluster)
-            .where(Cluster.id == cluster_id, Cluster.task_workflow_id == wid)
-            .values(
-                task_status=ClusterTask.NONE.value,
-                task_workflow_id=None,
-                task_deadline=None,
-                fault_message=message,
-                fault_created=now,
-                updated=now,
-            )
-        )
+    _end(cluster_id, wid, "failed", message, fault_message=message, fault_created=utcnow())
 
 
 @RECORDING_STEP
 def mark_cluster_deleted(cluster_id: str, wid: str) -> None:
-    rt = current()
-    now = utcnow()
-    with rt.sessions.begin() as s:
-        cluster_event(s, cluster_id, wid, "done", "")
-        s.execute(
-            update(Cluster)
-            .where(Cluster.id == cluster_id, Cluster.task_workflow_id == wid)
-            .values(
-                task_status=ClusterTask.NONE.value,
-                task_workflow_id=None,
-                task_deadline=None,
-                deleted=True,
-                deleted_at=now,
-                updated=now,
-            )
-        )
+    _end(cluster_id, wid, "done", deleted=True, deleted_at=utcnow())
 
 
 def _fail(cluster_id: str, wid: str, what: str, exc: Exception, task: TaskStatus) -> None:
