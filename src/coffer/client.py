@@ -398,6 +398,22 @@ class CofferClient:
             seen.add(marker)
             query["marker"] = marker
 
+    # ----------------------------------------------------------------------- events
+
+    def list_events(
+        self, *, resource_id: str | None = None, limit: int = 100, all_projects: bool = False
+    ) -> list[JSONObject]:
+        """The newest ``limit`` events of the project (admin, ``all_projects``: of every
+        project), optionally of one resource; newest first."""
+        params = {"limit": str(limit)}
+        if resource_id:
+            params["resource_id"] = resource_id
+        path = "/mgmt/events" if all_projects else "/events"
+        page = _unwrap(self.request("GET", path, params=params), "events", path)
+        if not isinstance(page, list):
+            raise CofferResponseError(f"GET {path}: 'events' is not a list")
+        return page
+
     # ----------------------------------------------------------------------- flavors
 
     def list_flavors(self) -> list[JSONObject]:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from coffer import __version__
-from coffer.api import errors, keystone_views
+from coffer.api import audit, errors, keystone_views
 from coffer.api.deps import PrincipalDep
 from coffer.api.routes import (
     admin_ops,
@@ -19,6 +19,7 @@ from coffer.api.routes import (
     catalog,
     clusters,
     configurations,
+    events,
     instances,
     keystone,
     mgmt,
@@ -60,6 +61,7 @@ def create_app(
     )
     app.state.runtime = rt
     errors.install(app)
+    audit.install(app)
 
     @app.get("/", tags=["versions"])
     def versions(request: Request) -> dict[str, Any]:
@@ -76,7 +78,17 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (catalog, configurations, instances, clusters, backups, admin_ops, mgmt, agent):
+    for module in (
+        catalog,
+        configurations,
+        instances,
+        clusters,
+        backups,
+        admin_ops,
+        events,
+        mgmt,
+        agent,
+    ):
         app.include_router(module.router)
     app.include_router(mgmt_users.router)
     app.include_router(keystone.router)

@@ -29,6 +29,7 @@ async def principal(
     project_id = request.path_params.get("project_id")
     if project_id is not None:
         who.check_project(project_id)
+    request.state.principal = who  # for the audit trail (``audit`` middleware)
     return who
 
 

@@ -21,6 +21,7 @@ from coffer.cli import (
     clusters,
     databases,
     datastores,
+    events,
     flavors,
     instances,
     projects,
@@ -88,6 +89,7 @@ app.add_typer(flavors.app, name="flavor")
 app.add_typer(datastores.app, name="datastore")
 app.add_typer(quotas.app, name="quota")
 app.command("limits")(quotas.limits)
+app.command("events")(events.events)
 app.add_typer(projects.project_app, name="project")
 app.add_typer(projects.token_app, name="token")
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -311,3 +312,25 @@ class User(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Event(Base):
+    """One entry of the audit trail: a request that changed (or tried to change) state,
+    or something the system did by itself (``actor`` "system")."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_project_created", "project_id", "created"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: the project whose resource it concerns (not a foreign key: events outlive nothing
+    #: but are kept when the resource is deleted)
+    project_id: Mapped[str] = mapped_column(String(32))
+    created: Mapped[datetime] = mapped_column(DateTime)
+    #: "project <name>" (with " (admin)"), or "system"
+    actor: Mapped[str] = mapped_column(String(300))
+    #: e.g. "instance.create", "instance.failover", "backup.verify"
+    action: Mapped[str] = mapped_column(String(120))
+    resource_type: Mapped[str] = mapped_column(String(40))
+    resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: an HTTP status for requests; "started", "done" or "failed" for the system's own
+    outcome: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -26,7 +26,7 @@ from coffer.db.models import Backup, Host, Instance, JoinToken
 from coffer.domain.states import BackupState, ServiceStatus, TaskStatus
 from coffer.errors import Unauthorized
 from coffer.security import hash_token, new_token
-from coffer.services import log_archives
+from coffer.services import events, log_archives
 from coffer.services.commands import CommandBus
 from coffer.services.runtime import Runtime
 from coffer.settings import parse_port_range
@@ -143,6 +143,7 @@ def _store_observations(
     rows = s.execute(
         select(
             Instance.id,
+            Instance.project_id,
             Instance.task_status,
             Instance.task_workflow_id,
             Instance.service_status,
@@ -169,6 +170,7 @@ def _store_observations(
         changes = _observed_changes(row, obs, now)
         if changes:
             s.execute(update(Instance).where(Instance.id == row.id).values(**changes))
+            _engine_event(s, row, changes.get("service_status"))
         if obs.restorable_until is not None:
             log_archives.advance(s, row.id, obs.restorable_until)
         if obs.replication is not None:
@@ -182,6 +184,30 @@ def _store_observations(
                 )
                 .values(progress_bytes=obs.backup_bytes)
             )
+
+
+_DOWN = frozenset({ServiceStatus.CRASHED.value, ServiceStatus.FAILED.value})
+_UP = frozenset({ServiceStatus.HEALTHY.value, ServiceStatus.BLOCKED.value})
+
+
+def _engine_event(s: Session, row: Any, status: str | None) -> None:
+    """What the agent did by itself: an engine that died (the agent restarts it), and
+    one that serves again after dying."""
+    if status in _DOWN and row.service_status not in _DOWN:
+        action, detail = "instance.engine.crash", f"the engine {status}; its agent restarts it"
+    elif status in _UP and row.service_status in _DOWN:
+        action, detail = "instance.engine.recover", "the engine serves again"
+    else:
+        return
+    events.record(
+        s,
+        project_id=row.project_id,
+        action=action,
+        resource_type="instance",
+        resource_id=row.id,
+        outcome="done",
+        detail=detail,
+    )
 
 
 def _store_replication(s: Session, instance_id: str, state: dict[str, Any]) -> None:

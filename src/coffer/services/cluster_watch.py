@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from coffer.clock import utcnow
 from coffer.domain.states import IDLE_TASKS, ClusterTask, ServiceStatus
 from coffer.errors import CofferError
-from coffer.services import cluster_records, clusters
+from coffer.services import cluster_records, clusters, events
 from coffer.services.cluster_records import ClusterKind, ClusterRecord
 from coffer.services.runtime import Runtime
 
@@ -53,6 +53,16 @@ def recover_once(rt: Runtime, down_since: dict[str, datetime]) -> list[str]:
             log.info("recovery of cluster %s postponed: %s", cluster_id, exc)
             continue
         log.warning("every member of cluster %s is down: recovering it", cluster_id)
+        with rt.sessions.begin() as s:
+            events.record(
+                s,
+                project_id=next(r.cluster.project_id for r in recs if r.cluster.id == cluster_id),
+                action="cluster.recover",
+                resource_type="cluster",
+                resource_id=cluster_id,
+                outcome="started",
+                detail="every member stopped accepting connections",
+            )
         started.append(cluster_id)
     return started
 

@@ -22,6 +22,7 @@ from coffer.db.models import Host, Instance
 from coffer.domain.failover import Member, lost_source
 from coffer.domain.states import ServiceStatus, TaskStatus
 from coffer.errors import CofferError
+from coffer.services import events
 from coffer.services.cluster_watch import recover_once
 from coffer.services.replicas import claim_for_eject
 from coffer.services.runtime import Runtime
@@ -66,6 +67,17 @@ def check_once(rt: Runtime) -> list[str]:
         try:
             with rt.sessions.begin() as s:
                 claim_for_eject(rt, s, source_id, replica_ids, workflow_id)
+                lost = s.get(Instance, source_id)
+                assert lost is not None
+                events.record(
+                    s,
+                    project_id=lost.project_id,
+                    action="instance.failover",
+                    resource_type="instance",
+                    resource_id=source_id,
+                    outcome="started",
+                    detail=reason,
+                )
         except CofferError as exc:  # a member is busy: look again next round
             log.info("failover of %s postponed: %s", source_id, exc)
             continue

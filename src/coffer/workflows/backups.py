@@ -19,13 +19,14 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from coffer.clock import utcnow
 from coffer.contracts.agent_v1 import CommandKind
 from coffer.contracts.engine import InstanceSpec
 from coffer.db.models import Backup, Host, PortLease
 from coffer.domain.states import BackupState, VerifyStatus
-from coffer.services import log_archives, placement
+from coffer.services import events, log_archives, placement
 from coffer.services.backup_records import (
     chain_of,
     load,
@@ -97,10 +98,26 @@ def backup_payload(backup_id: str) -> str:
     return rt.sealer.seal(json.dumps(payload).encode())
 
 
+def backup_event(s: Session, backup_id: str, action: str, outcome: str, detail: str) -> None:
+    b = s.get(Backup, backup_id)
+    if b is not None:
+        events.record(
+            s,
+            project_id=b.project_id,
+            action=action,
+            resource_type="backup",
+            resource_id=backup_id,
+            outcome=outcome,
+            detail=detail,
+        )
+
+
 @RECORDING_STEP
 def set_state(backup_id: str, state: str, reason: str | None) -> None:
     rt = current()
     with rt.sessions.begin() as s:
+        if state == BackupState.FAILED.value:
+            backup_event(s, backup_id, "backup.create", "failed", reason or "")
         s.execute(
             update(Backup)
             .where(Backup.id == backup_id)
@@ -131,6 +148,7 @@ def complete(backup_id: str, result: dict[str, Any]) -> None:
         object_key(rec.backup.project_id, backup_id, "manifest.json"), [document]
     )
     with rt.sessions.begin() as s:
+        backup_event(s, backup_id, "backup.create", "done", "")
         s.execute(
             update(Backup)
             .where(Backup.id == backup_id)
@@ -272,6 +290,7 @@ def record_verification(backup_id: str, ok: bool, detail: str) -> None:
     if not ok:
         log.error("backup %s failed its verification: %s", backup_id, detail)
     with rt.sessions.begin() as s:
+        backup_event(s, backup_id, "backup.verify", "done" if ok else "failed", detail)
         s.execute(
             update(Backup)
             .where(Backup.id == backup_id)

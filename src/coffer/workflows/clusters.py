@@ -34,7 +34,7 @@ from coffer.db.models import Cluster, Host, Instance
 from coffer.domain.states import ClusterTask, TaskStatus
 from coffer.engines.redis.cluster import SLOT_COUNT, plan_rebalance, slot_ranges
 from coffer.errors import CofferError, EngineError
-from coffer.services import records
+from coffer.services import events, records
 from coffer.services.cluster_records import ClusterKind, Membership, load, membership
 from coffer.services.commands import CommandBus
 from coffer.workflows.runtime import current
@@ -640,10 +640,35 @@ def _live(cluster_id: str, settled: bool) -> list[str]:
     return [m.instance.id for m in rec.members if m.instance.task_status not in busy]
 
 
-@RECORDING_STEP
-def end_cluster(cluster_id: str, wid: str) -> None:
+def cluster_event(s: Session, cluster_id: str, wid: str, outcome: str, detail: str) -> None:
+    """The event of the cluster's task ending (only while ``wid`` owns it)."""
+    cluster = s.get(Cluster, cluster_id)
+    if cluster is None or cluster.task_workflow_id != wid:
+        return
+    action = {
+        ClusterTask.BUILDING.value: "build",
+        ClusterTask.GROWING_CLUSTER.value: "grow",
+        ClusterTask.SHRINKING_CLUSTER.value: "shrink",
+        ClusterTask.RESTARTING_CLUSTER.value: "restart",
+        ClusterTask.DELETING.value: "delete",
+    }.get(cluster.task_status, cluster.task_status.lower())
+    events.record(
+        s,
+        project_id=cluster.project_id,
+        action=f"cluster.{action}",
+        resource_type="cluster",
+        resource_id=cluster_id,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def _end(cluster_id: str, wid: str, outcome: str, detail: str = "", **extra: Any) -> None:
+    """End the cluster's task (only while ``wid`` owns it), with its event; ``extra``
+    columns are set along."""
     rt = current()
     with rt.sessions.begin() as s:
+        cluster_event(s, cluster_id, wid, outcome, detail)
         s.execute(
             update(Cluster)
             .where(Cluster.id == cluster_id, Cluster.task_workflow_id == wid)
@@ -652,46 +677,24 @@ def end_cluster(cluster_id: str, wid: str) -> None:
                 task_workflow_id=None,
                 task_deadline=None,
                 updated=utcnow(),
+                **extra,
             )
         )
+
+
+@RECORDING_STEP
+def end_cluster(cluster_id: str, wid: str) -> None:
+    _end(cluster_id, wid, "done")
 
 
 @RECORDING_STEP
 def record_cluster_fault(cluster_id: str, wid: str, message: str) -> None:
-    rt = current()
-    now = utcnow()
-    with rt.sessions.begin() as s:
-        s.execute(
-            update(Cluster)
-            .where(Cluster.id == cluster_id, Cluster.task_workflow_id == wid)
-            .values(
-                task_status=ClusterTask.NONE.value,
-                task_workflow_id=None,
-                task_deadline=None,
-                fault_message=message,
-                fault_created=now,
-                updated=now,
-            )
-        )
+    _end(cluster_id, wid, "failed", message, fault_message=message, fault_created=utcnow())
 
 
 @RECORDING_STEP
 def mark_cluster_deleted(cluster_id: str, wid: str) -> None:
-    rt = current()
-    now = utcnow()
-    with rt.sessions.begin() as s:
-        s.execute(
-            update(Cluster)
-            .where(Cluster.id == cluster_id, Cluster.task_workflow_id == wid)
-            .values(
-                task_status=ClusterTask.NONE.value,
-                task_workflow_id=None,
-                task_deadline=None,
-                deleted=True,
-                deleted_at=now,
-                updated=now,
-            )
-        )
+    _end(cluster_id, wid, "done", deleted=True, deleted_at=utcnow())
 
 
 def _fail(cluster_id: str, wid: str, what: str, exc: Exception, task: TaskStatus) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from dbos import DBOS
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from coffer import engines
 from coffer.clock import utcnow
@@ -19,7 +20,7 @@ from coffer.db.models import Flavor, Instance
 from coffer.domain.parameters import needs_restart
 from coffer.domain.states import ServiceStatus, TaskStatus
 from coffer.errors import CofferError
-from coffer.services import placement, records
+from coffer.services import events, placement, records
 from coffer.services.commands import CommandBus
 from coffer.workflows.runtime import current
 
@@ -107,11 +108,45 @@ def finish_task(
     if parameters is not None:
         values["parameters_json"] = json.dumps(parameters, sort_keys=True)
     with rt.sessions.begin() as s:
+        task_event(s, instance_id, workflow_id, "done")
         s.execute(
             update(Instance)
             .where(Instance.id == instance_id, Instance.task_workflow_id == workflow_id)
             .values(**values)
         )
+
+
+#: how an instance's task is named in its events
+_TASK_ACTIONS = {
+    TaskStatus.BUILDING.value: "build",
+    TaskStatus.REBOOTING.value: "restart",
+    TaskStatus.RESIZING.value: "resize",
+    TaskStatus.DELETING.value: "delete",
+    TaskStatus.UPDATING.value: "configure",
+    TaskStatus.BACKUP.value: "backup",
+    TaskStatus.PROMOTING.value: "promote",
+    TaskStatus.EJECTING.value: "eject",
+    TaskStatus.DETACHING.value: "detach",
+}
+
+
+def task_event(
+    s: Session, instance_id: str, workflow_id: str, outcome: str, detail: str = ""
+) -> None:
+    """The event of the instance's task ending (only while ``workflow_id`` owns it)."""
+    inst = s.get(Instance, instance_id)
+    if inst is None or inst.task_workflow_id != workflow_id:
+        return
+    action = _TASK_ACTIONS.get(inst.task_status, inst.task_status.lower())
+    events.record(
+        s,
+        project_id=inst.project_id,
+        action=f"instance.{action}",
+        resource_type="instance",
+        resource_id=instance_id,
+        outcome=outcome,
+        detail=detail,
+    )
 
 
 @RECORDING_STEP
@@ -120,6 +155,7 @@ def fail_task(instance_id: str, workflow_id: str, task: str, message: str, detai
     rt = current()
     now = utcnow()
     with rt.sessions.begin() as s:
+        task_event(s, instance_id, workflow_id, "failed", message)
         s.execute(
             update(Instance)
             .where(Instance.id == instance_id, Instance.task_workflow_id == workflow_id)
@@ -142,6 +178,7 @@ def mark_deleted(instance_id: str, workflow_id: str) -> None:
         inst = s.get(Instance, instance_id)
         if inst is None or inst.deleted or inst.task_workflow_id != workflow_id:
             return
+        task_event(s, instance_id, workflow_id, "done")
         placement.release_port(s, inst)
         inst.deleted = True
         inst.deleted_at = utcnow()
