@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from coffer import __version__
 from coffer.api import errors
 from coffer.api.deps import PrincipalDep
+from coffer.api.http_metrics import RequestMetrics
 from coffer.api.routes import (
     admin_ops,
     agent,
@@ -20,6 +21,7 @@ from coffer.api.routes import (
     clusters,
     configurations,
     instances,
+    metrics,
     mgmt,
 )
 from coffer.services.runtime import Runtime
@@ -58,6 +60,7 @@ def create_app(
     )
     app.state.runtime = rt
     errors.install(app)
+    app.add_middleware(RequestMetrics, metrics=rt.metrics)
 
     @app.get("/", tags=["versions"])
     def versions(request: Request) -> dict[str, Any]:
@@ -76,4 +79,5 @@ def create_app(
 
     for module in (catalog, configurations, instances, clusters, backups, admin_ops, mgmt, agent):
         app.include_router(module.router)
+    app.include_router(metrics.router)
     return app
