@@ -126,5 +126,8 @@ class ActivityWatch:
                 except (OSError, CofferError) as exc:
                     log.debug("activity counters of %s unreadable: %s", iid, exc)
                     self.current[iid] = self._rates.down(iid)
+                except Exception:  # a metric must never take the agent down
+                    log.exception("reading the activity counters of %s failed", iid)
+                    self.current[iid] = self._rates.down(iid)
                 else:
                     self.current[iid] = self._rates.observe(iid, counters, time.monotonic())
