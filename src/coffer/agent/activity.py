@@ -1,6 +1,6 @@
 """The engines' activity for heartbeats (``/metrics``): each running instance's
-counters (``engines.base.Stats``) read about once per heartbeat interval, turned into
-rates between two readings.
+counters (``engines.base.Stats``) read every heartbeat interval but at most every
+``MIN_PERIOD_S`` (each reading opens a session), turned into rates between two readings.
 
 ``Rates`` is the pure part: readings in, ``EngineActivity`` out. ``ActivityWatch`` is the
 agent's runnable that takes the readings, on a small thread pool of its own so that a
@@ -24,10 +24,12 @@ from coffer.domain.states import ServiceStatus
 from coffer.engines.base import EngineCounters
 from coffer.errors import CofferError
 
-__all__ = ["ActivityWatch", "Rates"]
+__all__ = ["MIN_PERIOD_S", "ActivityWatch", "Rates"]
 
 log = logging.getLogger("coffer.agent.activity")
 
+#: the shortest time between two readings of an instance, seconds
+MIN_PERIOD_S = 5.0
 #: instances in these states are asked for their counters; others are not up
 _READ_STATES = frozenset({ServiceStatus.HEALTHY, ServiceStatus.BLOCKED})
 
@@ -85,8 +87,9 @@ class Rates:
 
 
 class ActivityWatch:
-    """Reads every instance's counters each ``interval()`` seconds; ``current`` holds the
-    latest ``EngineActivity`` per instance for the next heartbeat."""
+    """Reads every instance's counters each ``interval()`` seconds (``MIN_PERIOD_S`` at
+    least); ``current`` holds the latest ``EngineActivity`` per instance for the next
+    heartbeats."""
 
     def __init__(
         self, executor: Executor, store: InstanceStore, interval: Callable[[], float]
@@ -103,7 +106,7 @@ class ActivityWatch:
         try:
             while True:
                 await self._round(pool)
-                await asyncio.sleep(self._interval())
+                await asyncio.sleep(max(self._interval(), MIN_PERIOD_S))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
