@@ -296,7 +296,7 @@ def test_metrics_needs_no_token_and_counts_requests_by_route_template(runtime: R
     )
     assert listed.status_code == 200
     assert missing.status_code == 404
-    assert refused.status_code == 405
+    assert refused.status_code == 405 and refused.json()["badMethod"]["code"] == 405
     requests = named(_scrape(runtime), "coffer_http_requests_total")
     route = "/v1.0/{project_id}/instances"
     assert requests[labels_of(method="GET", route=route, status="200")] >= 1
