@@ -681,3 +681,26 @@ def test_a_512_mb_instance_runs_with_its_sized_memory_settings(
     assert server.query(heap_sql) == [(64 * 1024 * 1024, 64 * 1024 * 1024)]
     lifecycle.apply_parameters(server.paths, server.spec)
     assert server.query(heap_sql) == [(expected["tmp_table_size"],) * 2]
+
+
+def test_stats_count_sessions_and_queries(
+    server: Server, new_server: Callable[..., Server]
+) -> None:
+    stats = server.engine.stats
+    assert stats is not None
+    server.admin.create_databases([DatabaseSpec(name="statsdb")])
+    server.admin.create_users([UserSpec(name="watcher", password="w-pw-1", databases=("statsdb",))])
+    before = stats.counters(server.paths, server.spec)
+    assert before.kind == "queries"
+    conn = server.tcp("watcher", "w-pw-1", "statsdb")
+    try:
+        for _ in range(25):
+            run(conn, "SELECT 1")
+        during = stats.counters(server.paths, server.spec)
+    finally:
+        conn.close()
+    assert during.connections >= before.connections + 1, "the open session counts"
+    assert during.operations >= before.operations + 25
+    stopped = new_server("stats-stopped")
+    with pytest.raises(EngineError, match="reading the activity counters"):
+        stats.counters(stopped.paths, stopped.spec)

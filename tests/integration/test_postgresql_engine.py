@@ -25,6 +25,7 @@ from coffer.engines.base import Admin, Engine, InstancePaths
 from coffer.engines.postgresql import build_engine
 from coffer.errors import BadRequest, EngineError, NotFound
 from tests.support import engine_harness
+from tests.support.processes import wait_for
 
 ENGINE_USER = "coffer"
 PG_VERSION = "15"
@@ -409,3 +410,29 @@ def test_configure_needs_a_prepared_directory(engine: Engine, workspace: Path) -
     )
     with pytest.raises(EngineError, match="not a prepared data directory"):
         engine.lifecycle.configure(paths, spec)
+
+
+def test_stats_count_client_sessions_and_transactions(
+    server: Server, new_server: Callable[..., Server]
+) -> None:
+    stats = server.engine.stats
+    assert stats is not None
+    server.admin.create_databases([DatabaseSpec(name="statsdb")])
+    server.admin.create_users([UserSpec(name="watcher", password="w-pw-1", databases=("statsdb",))])
+    before = stats.counters(server.paths, server.spec)
+    assert before.kind == "transactions" and before.connections >= 0
+    with server.tcp("watcher", "w-pw-1", "statsdb") as conn:
+        for _ in range(25):
+            conn.execute("SELECT 1")
+        held = stats.counters(server.paths, server.spec)
+        assert held.connections >= before.connections + 1, "the open session counts"
+
+        def grown() -> bool:
+            now = stats.counters(server.paths, server.spec)
+            return now.operations >= before.operations + 25
+
+        # PostgreSQL publishes a session's counts once it is idle (within about a second)
+        wait_for(grown, 15, "the session's transactions counted")
+    stopped = new_server("stats-stopped")
+    with pytest.raises(EngineError, match="reading the activity counters"):
+        stats.counters(stopped.paths, stopped.spec)

@@ -643,3 +643,22 @@ def test_unknown_versions_unprepared_roots_and_managed_parameters_are_refused(
             server.paths, server.respec(parameters={"loadmodule": "/tmp/x.so"})
         )
     assert (server.paths.root / "redis.conf").read_text() == conf
+
+
+def test_stats_count_clients_and_commands(
+    server: Server, new_server: Callable[..., Server]
+) -> None:
+    stats = server.engine.stats
+    assert stats is not None
+    server.admin.create_users([UserSpec(name="watcher", password="w-pw-1")])
+    before = stats.counters(server.paths, server.spec)
+    assert before.kind == "commands"
+    with server.tcp("watcher", "w-pw-1") as conn:
+        for n in range(25):
+            conn.set("stats-key", n)
+        during = stats.counters(server.paths, server.spec)
+    assert during.connections >= before.connections + 1, "the open client counts"
+    assert during.operations >= before.operations + 25
+    stopped = new_server("stats-stopped")
+    with pytest.raises(EngineError, match="reading the activity counters"):
+        stats.counters(stopped.paths, stopped.spec)

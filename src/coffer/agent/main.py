@@ -3,6 +3,7 @@
 * poller     — long-polls for commands, runs each in its own task, posts results
 * reporter   — heartbeats with observed engine state and volume usage
 * log shipper — ships the change logs of running instances (``agent.logship``)
+* activity   — the engines' activity counters as rates, for heartbeats (``agent.activity``)
 * supervisors — one per instance (created by the executor), owning the engine process
 
 SIGTERM/SIGINT stop every engine cleanly before the agent exits. The agent holds an
@@ -31,6 +32,7 @@ from typing import IO
 import httpx
 
 from coffer.agent import limits, osusers, volumes
+from coffer.agent.activity import ActivityWatch
 from coffer.agent.control import ControlClient, NotRegistered
 from coffer.agent.executor import Executor, volume_note
 from coffer.agent.logship import ROUND_S, ArchiveTarget, LogShipping
@@ -85,6 +87,7 @@ class Agent:
         self.shipping = LogShipping()
         #: instance id → its engine's replication state (``ReplicaState`` as a dict)
         self._replication: dict[str, dict[str, object]] = {}
+        self.activity = ActivityWatch(self.executor, self.store, lambda: self._interval)
 
     async def run(self, stop: asyncio.Event) -> None:
         asyncio.get_running_loop().set_default_executor(
@@ -108,6 +111,7 @@ class Agent:
                 tg.create_task(self._usage_scanner(), name="usage"),
                 tg.create_task(self._log_shipper(), name="log-shipper"),
                 tg.create_task(self._replication_watch(), name="replication"),
+                tg.create_task(self.activity.run(), name="activity"),
                 tg.create_task(self.executor.warm_up(), name="warm-up"),
             ]
             await stop.wait()
@@ -208,6 +212,7 @@ class Agent:
                         backup_bytes=self.executor.backup_progress.get(iid),
                         restorable_until=self.shipping.restorable_until(iid),
                         replication=self._replication.get(iid),
+                        activity=self.activity.current.get(iid),
                     )
                     for iid, sup in list(self.executor.supervisors.items())
                 ],

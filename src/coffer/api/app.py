@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from coffer import __version__
 from coffer.api import audit, errors, keystone_views
 from coffer.api.deps import PrincipalDep
+from coffer.api.http_metrics import RequestMetrics
 from coffer.api.routes import (
     admin_ops,
     agent,
@@ -22,6 +23,7 @@ from coffer.api.routes import (
     events,
     instances,
     keystone,
+    metrics,
     mgmt,
     mgmt_users,
 )
@@ -62,6 +64,7 @@ def create_app(
     app.state.runtime = rt
     errors.install(app)
     audit.install(app)
+    app.add_middleware(RequestMetrics, metrics=rt.metrics)
 
     @app.get("/", tags=["versions"])
     def versions(request: Request) -> dict[str, Any]:
@@ -92,4 +95,5 @@ def create_app(
         app.include_router(module.router)
     app.include_router(mgmt_users.router)
     app.include_router(keystone.router)
+    app.include_router(metrics.router)
     return app

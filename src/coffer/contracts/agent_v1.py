@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from coffer.contracts.engine import ActivityKind
+
 
 class CommandKind(StrEnum):
     #: prepare, configure, start, wait until accepting, create initial dbs/users
@@ -91,6 +93,20 @@ class CommandResult(BaseModel):
     seconds: float | None = None
 
 
+class EngineActivity(BaseModel):
+    """What the agent read of a running engine's activity, for ``/metrics``."""
+
+    #: the engine answered the reading (an instance that is not running is not up)
+    up: bool
+    #: client sessions open (the reading's own session not counted)
+    connections: int | None = Field(default=None, ge=0)
+    #: what ``rate_per_s`` counts (``engines.base.EngineCounters.kind``)
+    kind: ActivityKind | None = None
+    #: operations per second between the agent's last two readings; None after the
+    #: first one, or when the engine restarted in between (its counters went back)
+    rate_per_s: float | None = Field(default=None, ge=0)
+
+
 class InstanceObservation(BaseModel):
     instance_id: str
     service_status: str
@@ -104,6 +120,8 @@ class InstanceObservation(BaseModel):
     restorable_until: float | None = None
     #: the engine's replication role and progress (``ReplicaState`` as a dict)
     replication: dict[str, Any] | None = None
+    #: the engine's activity (optional: older agents do not send it)
+    activity: EngineActivity | None = None
 
 
 class Heartbeat(BaseModel):

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: what an engine's activity counter counts (``engines.base.EngineCounters.operations``)
+ActivityKind = Literal["transactions", "queries", "commands"]
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

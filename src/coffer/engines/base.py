@@ -12,6 +12,8 @@
   binary log) as they become final, which the agent ships for point-in-time recovery.
 * ``Replication`` — host-side, optional: a source keeping changes for its replicas, a
   replica following its upstream read-only, promotion, and the state of both.
+* ``Stats`` — host-side, optional: the engine's cumulative activity counters, which the
+  agent turns into rates for ``/metrics``.
 
 Engines raise ``coffer.errors`` exceptions (``BadRequest`` for duplicates and bad names,
 ``NotFound`` for unknown users/databases, ``NotImplementedByDatastore`` for what the engine
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from coffer.contracts.engine import (
+    ActivityKind,
     DatabaseSpec,
     InstanceSpec,
     ParameterRule,
@@ -428,6 +431,31 @@ class Replication(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class EngineCounters:
+    """One reading of a running engine's activity.
+
+    ``connections``: client sessions open now, not counting the one that read this.
+    ``operations``: a cumulative count that only grows while the engine runs (it starts
+    again from zero, or below its last value, when the engine restarts) of what ``kind``
+    names: "transactions" (PostgreSQL commits and rollbacks), "queries" (MariaDB
+    statements) or "commands" (Redis commands).
+    """
+
+    connections: int
+    operations: int
+    kind: ActivityKind
+
+
+class Stats(Protocol):
+    """Activity counters of a running instance, read about once per heartbeat."""
+
+    def counters(self, paths: InstancePaths, spec: InstanceSpec) -> EngineCounters:
+        """Read the counters (within ~2 s; ``EngineError`` if the engine cannot be
+        asked). Read-only: it changes nothing in the engine but its own counters."""
+        ...
+
+
 class AdminFactory(Protocol):
     def __call__(self, paths: InstancePaths, spec: InstanceSpec) -> Admin: ...
 
@@ -442,3 +470,6 @@ class Engine:
     logs: LogArchive | None = None
     #: None when the engine has no replicas
     replication: Replication | None = None
+    #: None when the engine reports no activity counters (``/metrics`` then shows only
+    #: whether it is up)
+    stats: Stats | None = None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from coffer.security import Sealer
+from coffer.services.metrics.recorder import Metrics
 from coffer.settings import ServerSettings
 
 
@@ -59,3 +60,5 @@ class Runtime:
     sessions: sessionmaker[Session]
     sealer: Sealer
     wakeup: Wakeup = field(default_factory=Wakeup)
+    #: this server's figures for ``/metrics``
+    metrics: Metrics = field(default_factory=Metrics)

@@ -37,6 +37,7 @@ from coffer.services.backup_records import (
 )
 from coffer.services.commands import CommandBus
 from coffer.storage import open_store
+from coffer.workflows.observe import observed_workflow
 from coffer.workflows.runtime import current
 from coffer.workflows.steps import (
     RECORDING_STEP,
@@ -52,7 +53,7 @@ log = logging.getLogger("coffer.workflows.backups")
 _VERIFY_RAM_MB = 512
 
 
-@DBOS.workflow(name="backup.take")
+@observed_workflow(name="backup.take")
 def take_backup(workflow_id: str, backup_id: str, instance_id: str, restart_pending: bool) -> None:
     cid = f"{workflow_id}:stream"
     try:
@@ -156,7 +157,7 @@ def complete(backup_id: str, result: dict[str, Any]) -> None:
         )
 
 
-@DBOS.workflow(name="backup.delete")
+@observed_workflow(name="backup.delete")
 def delete_backups(workflow_id: str, backup_ids: list[str]) -> None:
     """Delete each backup's objects, then its record, in the given order (children
     first); a failure leaves that backup DELETE_FAILED and stops (its parents stay)."""
@@ -200,7 +201,7 @@ def prune_logs(instance_id: str | None) -> None:
         log.exception("pruning the shipped log of instance %s failed", instance_id)
 
 
-@DBOS.workflow(name="backup.verify")
+@observed_workflow(name="backup.verify")
 def verify_backup(workflow_id: str, backup_id: str) -> None:
     """Restore the backup into a throwaway instance on a host of its engine, run the
     engine's checks and compare the counts recorded at backup time; record the result

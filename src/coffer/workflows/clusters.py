@@ -37,6 +37,7 @@ from coffer.errors import CofferError, EngineError
 from coffer.services import events, records
 from coffer.services.cluster_records import ClusterKind, Membership, load, membership
 from coffer.services.commands import CommandBus
+from coffer.workflows.observe import observed_workflow
 from coffer.workflows.runtime import current
 from coffer.workflows.steps import (
     RECORDING_STEP,
@@ -75,7 +76,7 @@ def cancel(workflow_id: str) -> None:
 # -- workflows -----------------------------------------------------------------------------
 
 
-@DBOS.workflow(name="cluster.create")
+@observed_workflow(name="cluster.create")
 def create_cluster(wid: str, cluster_id: str) -> None:
     try:
         new = owned_members(cluster_id, wid)
@@ -89,7 +90,7 @@ def create_cluster(wid: str, cluster_id: str) -> None:
         _fail(cluster_id, wid, "create", exc, TaskStatus.BUILDING_ERROR)
 
 
-@DBOS.workflow(name="cluster.grow")
+@observed_workflow(name="cluster.grow")
 def grow_cluster(wid: str, cluster_id: str) -> None:
     try:
         new = owned_members(cluster_id, wid)
@@ -105,7 +106,7 @@ def grow_cluster(wid: str, cluster_id: str) -> None:
         _fail(cluster_id, wid, "grow", exc, TaskStatus.BUILDING_ERROR)
 
 
-@DBOS.workflow(name="cluster.shrink")
+@observed_workflow(name="cluster.shrink")
 def shrink_cluster(wid: str, cluster_id: str) -> None:
     try:
         gone = owned_members(cluster_id, wid)
@@ -126,7 +127,7 @@ def shrink_cluster(wid: str, cluster_id: str) -> None:
         _fail(cluster_id, wid, "shrink", exc, TaskStatus.DELETING_ERROR)
 
 
-@DBOS.workflow(name="cluster.restart")
+@observed_workflow(name="cluster.restart")
 def restart_cluster(wid: str, cluster_id: str) -> None:
     """One member at a time, each back in the cluster before the next goes down; a
     Galera cluster none of whose members is in a Primary component (every member
@@ -148,7 +149,7 @@ def restart_cluster(wid: str, cluster_id: str) -> None:
         _fail(cluster_id, wid, "restart", exc, TaskStatus.NONE)
 
 
-@DBOS.workflow(name="cluster.delete")
+@observed_workflow(name="cluster.delete")
 def delete_cluster(wid: str, cluster_id: str) -> None:
     try:
         members = owned_members(cluster_id, wid)

@@ -16,6 +16,7 @@ from coffer.contracts.agent_v1 import CommandKind
 from coffer.db.models import Instance
 from coffer.domain.states import TaskStatus
 from coffer.workflows.backups import prune_logs
+from coffer.workflows.observe import observed_workflow
 from coffer.workflows.runtime import current
 from coffer.workflows.steps import (
     await_command,
@@ -28,7 +29,7 @@ from coffer.workflows.steps import (
 )
 
 
-@DBOS.workflow(name="instance.create")
+@observed_workflow(name="instance.create")
 def create_instance(instance_id: str, sealed_extras: str) -> None:
     wid = f"create-{instance_id}"
     cid = f"{wid}:ensure"
@@ -43,7 +44,7 @@ def create_instance(instance_id: str, sealed_extras: str) -> None:
         )
 
 
-@DBOS.workflow(name="instance.delete")
+@observed_workflow(name="instance.delete")
 def delete_instance(wid: str, instance_id: str) -> None:
     cid = f"{wid}:remove"
     try:
@@ -82,17 +83,17 @@ def replica_source(instance_id: str) -> str | None:
         return inst.replica_of_id if inst is not None else None
 
 
-@DBOS.workflow(name="instance.restart")
+@observed_workflow(name="instance.restart")
 def restart_instance(workflow_id: str, instance_id: str) -> None:
     _simple(workflow_id, instance_id, CommandKind.RESTART, {}, "restart")
 
 
-@DBOS.workflow(name="instance.resize_flavor")
+@observed_workflow(name="instance.resize_flavor")
 def resize_flavor(workflow_id: str, instance_id: str, flavor_id: str) -> None:
     _simple(workflow_id, instance_id, CommandKind.RECONFIGURE, {"flavor_id": flavor_id}, "resize")
 
 
-@DBOS.workflow(name="instance.resize_volume")
+@observed_workflow(name="instance.resize_volume")
 def resize_volume(workflow_id: str, instance_id: str, size_gb: int) -> None:
     _simple(
         workflow_id, instance_id, CommandKind.RESIZE_VOLUME, {"volume_gb": size_gb}, "resize volume"
@@ -121,7 +122,7 @@ def _simple(
         )
 
 
-@DBOS.workflow(name="instance.apply_configuration")
+@observed_workflow(name="instance.apply_configuration")
 def apply_configuration(
     workflow_id: str, instance_id: str, values_json: str, pending_restart: bool
 ) -> None:

@@ -30,6 +30,7 @@ from coffer.services.commands import CommandBus
 from coffer.services.replicas import REPLICATION_USER
 from coffer.storage.sealed import new_data_key
 from coffer.workflows import backups as backup_steps
+from coffer.workflows.observe import observed_workflow
 from coffer.workflows.runtime import current
 from coffer.workflows.steps import await_command, describe, fail_task, finish_task, send_command
 
@@ -42,7 +43,7 @@ REJOIN_WAIT_S = 7 * 24 * 3600.0
 REJOIN_POLL_S = 5.0
 
 
-@DBOS.workflow(name="replica.create")
+@observed_workflow(name="replica.create")
 def create_replica(replica_id: str) -> None:
     wid = f"create-{replica_id}"
     seed_backup: str | None = None
@@ -207,7 +208,7 @@ def upstream(source_id: str, facts: dict[str, str], seed: dict[str, str]) -> dic
     }
 
 
-@DBOS.workflow(name="replica.detach")
+@observed_workflow(name="replica.detach")
 def detach_replica(workflow_id: str, replica_id: str) -> None:
     """Promote the replica to a standalone instance; its former source forgets it."""
     try:
@@ -249,7 +250,7 @@ def leave_set(replica_id: str) -> str | None:
     return source
 
 
-@DBOS.workflow(name="replica.promote")
+@observed_workflow(name="replica.promote")
 def promote_replica(workflow_id: str, candidate_id: str) -> None:
     """Planned switchover to ``candidate_id``: fence the source, let the candidate catch
     up with its final position, promote it, make the old source and the siblings its
@@ -278,7 +279,7 @@ def promote_replica(workflow_id: str, candidate_id: str) -> None:
     _take_over(workflow_id, candidate_id, source_id, siblings, old_source_alive=True)
 
 
-@DBOS.workflow(name="replica.eject")
+@observed_workflow(name="replica.eject")
 def eject_source(workflow_id: str, source_id: str, reason: str = "ejected") -> None:
     """The source is lost: promote its most advanced replica, re-point the others, and
     leave the old source a replica of the new one (queued for when its host returns:
@@ -351,7 +352,7 @@ def _repoint(workflow_id: str, member: str, source_id: str, *, wait: bool) -> No
         record_fault(member, f"could not follow the new source {source_id}: {message}", details)
 
 
-@DBOS.workflow(name="replica.rejoin")
+@observed_workflow(name="replica.rejoin")
 def await_rejoin(member: str, source_id: str, command_id: str) -> None:
     """Wait (durably, polling every ``REJOIN_POLL_S``, for up to ``REJOIN_WAIT_S``) for a
     lost former source to follow ``source_id``; record a failure on it (it must then be

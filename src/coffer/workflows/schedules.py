@@ -23,6 +23,7 @@ from coffer.errors import CofferError, NotFound
 from coffer.services import backups
 from coffer.services.backup_records import being_deleted
 from coffer.workflows import backups as backup_wf
+from coffer.workflows.observe import observed_workflow
 from coffer.workflows.runtime import current
 
 log = logging.getLogger("coffer.workflows.schedules")
@@ -32,7 +33,7 @@ def dbos_name(schedule_id: str, kind: str) -> str:
     return f"backup-schedule-{schedule_id}-{kind}"
 
 
-@DBOS.workflow(name="backup.scheduled")
+@observed_workflow(name="backup.scheduled")
 def scheduled_backup(at: datetime, context: Any) -> None:
     schedule_id, kind = str(context["schedule"]), str(context["kind"])
     run = begin_run(schedule_id, kind, at.isoformat())

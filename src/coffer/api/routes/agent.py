@@ -51,7 +51,9 @@ def result(
 @router.post("/heartbeat")
 def heartbeat(body: Heartbeat, rt: RuntimeDep, credential: Credential = None) -> HeartbeatResponse:
     host_id = agents.authenticate_host(rt, credential)
-    return agents.heartbeat(rt, host_id, body)
+    answer = agents.heartbeat(rt, host_id, body)
+    rt.metrics.heartbeat(host_id, body, accepted=answer.accepted)
+    return answer
 
 
 @router.post("/log-archives")

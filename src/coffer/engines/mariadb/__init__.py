@@ -31,6 +31,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.mariadb.catalog import CATALOG
     from coffer.engines.mariadb.lifecycle import MariaDBLifecycle
     from coffer.engines.mariadb.replication import MariaDBReplication
+    from coffer.engines.mariadb.stats import MariaDBStats
 
     lifecycle = MariaDBLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
     return Engine(
@@ -40,4 +41,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         backups=MariaDBBackups(),
         logs=MariaDBLogArchive(),
         replication=MariaDBReplication(),
+        stats=MariaDBStats(),
     )

@@ -27,6 +27,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.postgresql.catalog import CATALOG
     from coffer.engines.postgresql.lifecycle import PostgresLifecycle
     from coffer.engines.postgresql.replication import PostgresReplication
+    from coffer.engines.postgresql.stats import PostgresStats
     from coffer.engines.postgresql.walarchive import PostgresLogArchive
 
     lifecycle = PostgresLifecycle(engine_user=engine_user, templates_dir=Path(templates_dir))
@@ -37,4 +38,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         backups=PostgresBackups(lifecycle),
         logs=PostgresLogArchive(),
         replication=PostgresReplication(lifecycle),
+        stats=PostgresStats(),
     )

@@ -26,6 +26,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.redis.catalog import CATALOG
     from coffer.engines.redis.lifecycle import RedisLifecycle
     from coffer.engines.redis.replication import RedisReplication
+    from coffer.engines.redis.stats import RedisStats
 
     lifecycle = RedisLifecycle()
     return Engine(
@@ -34,4 +35,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         admin=RedisAdmin,
         backups=RedisBackups(lifecycle),
         replication=RedisReplication(lifecycle),
+        stats=RedisStats(),
     )
