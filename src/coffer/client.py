@@ -485,6 +485,7 @@ class CofferClient:
         backup: str | None = None,
         source_instance: str | None = None,
         restore_time: str | None = None,
+        configuration: str | None = None,
     ) -> JSONObject:
         """Ask for a new instance; returns its view (status BUILD). Wait with
         ``wait_for_instance``.
@@ -495,6 +496,7 @@ class CofferClient:
         server's default datastore is used. ``restore_time`` (ISO 8601, UTC unless it
         has an offset) rolls the restore forward to that moment (point-in-time recovery),
         from ``backup`` or from ``source_instance``'s newest backup before it.
+        ``configuration`` (a configuration group id) is attached from the start.
         """
         instance: JSONObject = {"name": name, "flavorRef": flavor}
         if volume_size is not None:
@@ -519,11 +521,24 @@ class CofferClient:
             instance["databases"] = [{"name": db} for db in databases]
         if users:
             instance["users"] = [user.to_body() for user in users]
+        if configuration is not None:
+            instance["configuration"] = configuration
         reply = self.request("POST", "/instances", body={"instance": instance})
         return _object(reply, "instance", "/instances")
 
     def rename_instance(self, instance_id: str, new_name: str) -> None:
         self.request("PUT", _instance_path(instance_id), body={"instance": {"name": new_name}})
+
+    def attach_configuration(self, instance_id: str, configuration_id: str) -> None:
+        """Attach a configuration group (the instance must have none); the instance shows
+        an operation until its values are applied, so wait for it afterwards."""
+        body = {"instance": {"configuration": configuration_id}}
+        self.request("PUT", _instance_path(instance_id), body=body)
+
+    def detach_configuration(self, instance_id: str) -> None:
+        """Detach the instance's configuration group (Trove's empty update); a no-op
+        when none is attached."""
+        self.request("PUT", _instance_path(instance_id), body={"instance": {}})
 
     def delete_instance(self, instance_id: str) -> None:
         """Start deleting; the instance shows SHUTDOWN, then GET answers 404."""

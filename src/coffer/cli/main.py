@@ -26,6 +26,7 @@ from coffer.cli import (
     projects,
     quotas,
     root,
+    stacks,
     users,
 )
 from coffer.cli.config import CredentialsError
@@ -90,6 +91,7 @@ app.add_typer(quotas.app, name="quota")
 app.command("limits")(quotas.limits)
 app.add_typer(projects.project_app, name="project")
 app.add_typer(projects.token_app, name="token")
+app.add_typer(stacks.app, name="stack")
 
 
 def _register_serve_commands(target: typer.Typer) -> None:
