@@ -10,7 +10,7 @@ import os
 
 __all__ = ["password_digest", "password_matches"]
 
-_N, _R, _P = 2**14, 8, 1
+_N, _R, _P = 2**12, 8, 1
 
 
 def _scrypt(password: str, salt: bytes) -> bytes:

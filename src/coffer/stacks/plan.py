@@ -303,7 +303,9 @@ class Plan:
         if self.refusals:
             return f"refused: {'; '.join(self.refusals)}"
         parts = [f"{n} to {k}" for k, n in counts.items() if k != "keep"]
-        return ", ".join(parts) + " (others unchanged)" if parts else "no change"
+        if not parts:
+            return "no change"
+        return ", ".join(parts) + (" (others unchanged)" if "keep" in counts else "")
 
 
 # --------------------------------------------------------------------------- deciding

@@ -157,18 +157,22 @@ def _depends_on(raw: Any, where: str, problems: list[str]) -> set[str]:
 
 
 def _check_refs(
-    value: Any, types: Mapping[str, ResourceType], where: str, problems: list[str]
+    value: Any,
+    types: Mapping[str, ResourceType],
+    declared: set[str],
+    where: str,
+    problems: list[str],
 ) -> set[str]:
-    """The resources ``value`` refers to; adds a sentence per unknown resource or
-    attribute."""
+    """The resources ``value`` refers to; adds a sentence per undeclared resource or
+    unknown attribute (resources declared with a bad type are reported elsewhere)."""
     named: set[str] = set()
     for ref in references(value):
-        if ref.resource not in types:
-            known = ", ".join(sorted(types)) or "none"
+        if ref.resource not in declared:
+            known = ", ".join(sorted(declared)) or "none"
             problems.append(f"{where} refers to unknown resource {ref.resource!r} (known: {known})")
             continue
         named.add(ref.resource)
-        if isinstance(ref, AttrRef):
+        if isinstance(ref, AttrRef) and ref.resource in types:
             allowed = ATTRIBUTES[types[ref.resource]]
             if ref.attribute not in allowed:
                 problems.append(
@@ -224,6 +228,7 @@ def read_template(
         problems.append("resources must be a mapping holding at least one resource")
         raw_resources = {}
     types = _resource_types(raw_resources, problems)
+    declared = {str(name) for name in raw_resources}
     resources: list[Resource] = []
     for name, kind in types.items():
         body = raw_resources[name]
@@ -233,16 +238,15 @@ def read_template(
             problems.append(f"{where} must be a mapping")
             continue
         props = substitute(raw_props, values, where=where, problems=problems)
-        named = _check_refs(props, types, where, problems)
+        named = _check_refs(props, types, declared, where, problems)
         for ref in references(props):
             if isinstance(ref, ResourceRef) and types.get(ref.resource) is ResourceType.CLUSTER:
                 problems.append(
                     f"{where}: get_resource {ref.resource!r} is a cluster, not an instance"
                 )
         depends = named | _depends_on(body.get("depends_on"), f"resources.{name}", problems)
-        for dep in sorted(depends - set(types)):
-            if dep not in named:
-                problems.append(f"resources.{name}.depends_on names unknown resource {dep!r}")
+        for dep in sorted(depends - declared):
+            problems.append(f"resources.{name}.depends_on names unknown resource {dep!r}")
         if name in depends:
             problems.append(f"resources.{name} depends on itself")
         spec = validate_properties(
@@ -253,7 +257,7 @@ def read_template(
     cycle = find_cycle({r.name: set(r.depends_on) - {r.name} for r in resources})
     if cycle is not None:
         problems.append(f"the resources depend on each other in a cycle: {' -> '.join(cycle)}")
-    outputs = _outputs(data.get("outputs"), values, types, problems)
+    outputs = _outputs(data.get("outputs"), values, types, declared, problems)
     if problems:
         raise TemplateError(problems)
     description = data.get("description")
@@ -266,7 +270,11 @@ def read_template(
 
 
 def _outputs(
-    raw: Any, values: Mapping[str, Any], types: Mapping[str, ResourceType], problems: list[str]
+    raw: Any,
+    values: Mapping[str, Any],
+    types: Mapping[str, ResourceType],
+    declared: set[str],
+    problems: list[str],
 ) -> tuple[Output, ...]:
     if raw is None:
         return ()
@@ -283,7 +291,7 @@ def _outputs(
         if extra:
             problems.append(f"{where} has unknown keys: {', '.join(extra)}")
         value = substitute(body["value"], values, where=f"{where}.value", problems=problems)
-        _check_refs(value, types, f"{where}.value", problems)
+        _check_refs(value, types, declared, f"{where}.value", problems)
         description = body.get("description")
         out.append(Output(str(name), value, str(description) if description else None))
     return tuple(out)
