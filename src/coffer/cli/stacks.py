@@ -21,7 +21,6 @@ import typer
 from coffer.cli.config import resolve_data_dir
 from coffer.cli.output import JsonOption, emit_json, print_note, print_table
 from coffer.cli.state import CliState, current
-from coffer.cli.waiting import TimeoutOption
 from coffer.stacks import (
     Stack,
     StackError,
@@ -60,6 +59,10 @@ ParameterOption = Annotated[
         metavar="KEY=VALUE",
         help="Set a template parameter, overriding its default (repeatable).",
     ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", min=0, help="Seconds to wait at most for each resource."),
 ]
 COLUMNS = ("Resource", "Type", "ID", "Name", "Action", "Status", "Changes")
 #: clusters wait for each member in turn
