@@ -193,6 +193,8 @@ class StackRunner:
         self._timeout = timeout
         self._interval = interval
         self._on_event = on_event or (lambda _message: None)
+        #: the status last reported of each resource, so progress shows only changes
+        self._last_status: dict[str, str] = {}
 
     # ----------------------------------------------------------------------- observing
 
@@ -394,13 +396,13 @@ class StackRunner:
         self._store.save(stack, records)
 
     def _wait_ready(self, resource: Resource, resource_id: str) -> JSONObject:
-        last: list[str] = []
+        """Wait until the resource is ready; each change of its status is an event."""
 
         def progress(view: JSONObject, elapsed: float) -> None:
             status = _status(resource.type, view) or "-"
-            if not last or last[0] != status:
+            if self._last_status.get(resource.name) != status:
                 self._on_event(f"{resource.name}: {status} ({elapsed:.0f}s)")
-                last[:] = [status]
+                self._last_status[resource.name] = status
 
         if resource.type is ResourceType.CLUSTER:
             return self._client.wait_for_cluster(
