@@ -71,6 +71,7 @@ ProgressCallback = Callable[[JSONObject, float], None]
 READY_STATUS = "ACTIVE"
 READY_OPERATING_STATUS = "HEALTHY"
 ERROR_STATUS = "ERROR"
+RESTART_REQUIRED_STATUS = "RESTART_REQUIRED"
 BACKUP_COMPLETED = "COMPLETED"
 BACKUP_FAILED = "FAILED"
 BACKUP_DELETE_FAILED = "DELETE_FAILED"
@@ -591,6 +592,7 @@ class CofferClient:
         timeout: float = ...,
         interval: float = ...,
         on_progress: ProgressCallback | None = ...,
+        restart_required_is_ready: bool = ...,
     ) -> JSONObject: ...
 
     @overload
@@ -602,6 +604,7 @@ class CofferClient:
         timeout: float = ...,
         interval: float = ...,
         on_progress: ProgressCallback | None = ...,
+        restart_required_is_ready: bool = ...,
     ) -> None: ...
 
     def wait_for_instance(
@@ -612,6 +615,7 @@ class CofferClient:
         timeout: float = 600.0,
         interval: float = 2.0,
         on_progress: ProgressCallback | None = None,
+        restart_required_is_ready: bool = False,
     ) -> JSONObject | None:
         """Poll the instance every ``interval`` seconds until ``until`` holds; may block
         up to ``timeout`` seconds.
@@ -620,13 +624,18 @@ class CofferClient:
         returns None once GET answers 404. Status ERROR raises
         ``CofferInstanceFailedError`` carrying the fault message; the deadline raises
         ``CofferWaitTimeoutError``. An unreachable server is polled again until the
-        deadline, so a wait survives a server restart.
+        deadline, so a wait survives a server restart. ``restart_required_is_ready``
+        makes READY also end at status RESTART_REQUIRED (a configuration that waits for
+        a restart someone must ask for).
         """
 
         def settled(view: JSONObject) -> bool:
             if view.get("status") == ERROR_STATUS:
                 raise _instance_failed(instance_id, view)
-            return until is WaitUntil.READY and _is_ready(view)
+            if until is not WaitUntil.READY:
+                return False
+            pending = restart_required_is_ready and view.get("status") == RESTART_REQUIRED_STATUS
+            return pending or _is_ready(view)
 
         def timed_out(last_view: JSONObject | None, problem: str) -> CofferWaitTimeoutError:
             return CofferWaitTimeoutError(

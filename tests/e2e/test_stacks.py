@@ -1,8 +1,10 @@
 """`coffer stack apply/show/delete` against a real server with real engines: a Redis
 instance, a PostgreSQL instance with a database and a user, and a Redis Cluster are
-created from one template; a changed name and size are applied in place (same ids,
-nothing recreated); a second apply reports no change; a change that cannot happen in
-place is refused and changes nothing; delete leaves nothing behind."""
+created from one template; a changed name and size, an attached configuration group, a
+new database, a new user, a grant and a new password are applied in place (same ids,
+nothing recreated); a second apply reports no change; going back detaches, revokes and
+deletes what the template dropped; a change that cannot happen in place is refused and
+changes nothing; delete leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from tests.support.processes import CofferServer, Credentials
 pytestmark = pytest.mark.integration
 
 PASSWORD = "stack-app-pw-1"
+NEW_PASSWORD = "stack-app-pw-2"
+RO_PASSWORD = "stack-ro-pw-1"
 WAIT_S = 600.0
 TEMPLATE = textwrap.dedent(
     """
@@ -70,6 +74,27 @@ TEMPLATE = textwrap.dedent(
 )
 
 
+#: the update: the database gets a configuration group, a second database, a second user
+#: and the first user access to both (the assert below checks the replacements hit)
+UPDATED = TEMPLATE.replace(
+    "  app_password: {type: string, hidden: true}\n",
+    "  app_password: {type: string, hidden: true}\n  db_config: {type: string}\n",
+).replace(
+    """      databases: [{name: shop}]
+      users:
+        - {name: app, password: {get_param: app_password}, databases: [shop]}
+""",
+    f"""      configuration: {{get_param: db_config}}
+      databases: [{{name: shop}}, {{name: audit}}]
+      users:
+        - {{name: app, password: {{get_param: app_password}}, databases: [shop, audit]}}
+        - {{name: ro, password: {RO_PASSWORD}, databases: [audit]}}
+""",
+)
+
+assert "db_config" in UPDATED and "name: ro" in UPDATED
+
+
 @pytest.fixture
 def team(server: CofferServer) -> Iterator[Credentials]:
     """A project of its own; whatever a failed test left is deleted afterwards."""
@@ -87,6 +112,8 @@ def _delete_everything(c: httpx.Client) -> None:
         clusters = c.get("/clusters").json()["clusters"]
         instances = c.get("/instances", params={"include_clustered": "true"}).json()["instances"]
         if not clusters and not instances:
+            for cfg in c.get("/configurations").json()["configurations"]:
+                c.delete(f"/configurations/{cfg['id']}")
             return
         for cluster in clusters:
             if cluster["task"]["name"] == "NONE":
@@ -121,11 +148,11 @@ def test_stack_apply_update_noop_delete(
         return server.cli("stack", *args, creds=team, check=check, timeout=1500)
 
     def apply(*params: str) -> dict[str, Any]:
-        args = [a for p in (secret, *params) for a in ("--parameter", p)]
+        args = [a for p in params for a in ("--parameter", p)]
         return dict(json.loads(stack("apply", str(template), *args, "--json").stdout))
 
     # ---------------------------------------------------------------- create
-    created = apply()
+    created = apply(secret)
     rows = _by_resource(created)
     assert [r["resource"] for r in created["resources"]] == ["cache", "db", "ring"]
     assert {r["action"] for r in rows.values()} == {"created"}
@@ -173,62 +200,105 @@ def test_stack_apply_update_noop_delete(
     assert PASSWORD not in state and ids["db"] in state and ids["ring"] in state
 
     # ---------------------------------------------------------------- update in place
-    updated = apply("db_name=shop-db-2", "db_size=2")
+    with team.client() as c:
+        body = {
+            "configuration": {
+                "name": "stack-tuned",
+                "values": {"work_mem": 8192},
+                "datastore": {"type": "postgresql", "version": "15"},
+            }
+        }
+        r = c.post("/configurations", json=body)
+        assert r.status_code == 200, r.text
+        config_id = r.json()["configuration"]["id"]
+    template.write_text(UPDATED)
+    params = (f"app_password={NEW_PASSWORD}", "db_name=shop-db-2", "db_size=2")
+    updated = apply(*params, f"db_config={config_id}")
     rows = _by_resource(updated)
     assert {name: row["id"] for name, row in rows.items()} == ids
     assert rows["db"]["action"] == "updated"
-    assert rows["db"]["changes"] == ["rename to shop-db-2", "grow volume to 2 GB"]
+    assert rows["db"]["changes"] == [
+        "rename to shop-db-2",
+        "grow volume to 2 GB",
+        f"attach configuration {config_id}",
+        "create databases audit",
+        "grant app@% audit",
+        "set password of app@%",
+        "create user ro@%",
+    ]
     assert rows["db"]["name"] == "shop-db-2" and rows["db"]["status"] == "ACTIVE"
     assert (rows["cache"]["action"], rows["ring"]["action"]) == ("unchanged", "unchanged")
     with team.client() as c:
         db = c.get(f"/instances/{ids['db']}").json()["instance"]
         assert (db["name"], db["volume"]["size"], db["status"]) == ("shop-db-2", 2, "ACTIVE")
+        assert db["configuration"]["id"] == config_id
         after = {
             i["id"]
             for i in c.get("/instances", params={"include_clustered": "true"}).json()["instances"]
         }
     assert after == before  # nothing recreated
     with psycopg.connect(
-        host=db["ip"][0], port=db["port"], user="app", password=PASSWORD, dbname="shop"
+        host=db["ip"][0], port=db["port"], user="app", password=NEW_PASSWORD, dbname="audit"
     ) as conn:
-        assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
+    with psycopg.connect(
+        host=db["ip"][0], port=db["port"], user="ro", password=RO_PASSWORD, dbname="audit"
+    ) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("ro",)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(
+            host=db["ip"][0], port=db["port"], user="app", password=PASSWORD, dbname="shop"
+        ).close()
+    assert NEW_PASSWORD not in state_file.read_text() and RO_PASSWORD not in state_file.read_text()
 
     # ---------------------------------------------------------------- no change
-    again = apply("db_name=shop-db-2", "db_size=2")
+    again = apply(*params, f"db_config={config_id}")
     assert again["changed"] is False and again["summary"] == "no change"
     assert {r["action"] for r in again["resources"]} == {"unchanged"}
-    shown = json.loads(
-        stack(
-            "show", str(template), "--parameter", secret, "--parameter", "db_name=shop-db-2",
-            "--parameter", "db_size=2", "--json",
-        ).stdout
-    )  # fmt: skip
+    show_args = [a for p in (*params, f"db_config={config_id}") for a in ("-P", p)]
+    shown = json.loads(stack("show", str(template), *show_args, "--json").stdout)
     assert {r["action"] for r in shown["resources"]} == {"in sync"}
-    table = stack(
-        "apply", str(template), "-P", secret, "-P", "db_name=shop-db-2", "-P", "db_size=2"
-    ).stdout
-    assert "no change" in table and "unchanged" in table and PASSWORD not in table
+    table = stack("apply", str(template), *show_args).stdout
+    assert "no change" in table and "unchanged" in table and NEW_PASSWORD not in table
 
     # ---------------------------------------------------------------- refused: nothing changes
-    line = _refused(
-        stack(
-            "apply", str(template), "-P", secret, "-P", "db_name=other", "-P", "db_size=1",
-            check=False,
-        )
-    )  # fmt: skip
+    shrink = (
+        f"app_password={NEW_PASSWORD}",
+        "db_name=other",
+        "db_size=1",
+        f"db_config={config_id}",
+    )
+    shrink_args = [a for p in shrink for a in ("-P", p)]
+    line = _refused(stack("apply", str(template), *shrink_args, check=False))
     assert "size cannot shrink (2 GB -> 1 GB)" in line
+    bad = tmp_path / "shop-bad.yaml"
+    bad.write_text(
+        UPDATED.replace("datastore_type: redis\n  db:", "datastore_type: mariadb\n  db:")
+    )
+    line = _refused(stack("apply", str(bad), "--name", "shop", *show_args, check=False))
+    assert "datastore_type cannot change in place (redis -> mariadb)" in line
     with team.client() as c:
         db = c.get(f"/instances/{ids['db']}").json()["instance"]
         assert (db["name"], db["volume"]["size"]) == ("shop-db-2", 2)  # not even renamed
-    bad = tmp_path / "shop-bad.yaml"
-    bad.write_text(
-        TEMPLATE.replace("datastore_type: redis\n  db:", "datastore_type: mariadb\n  db:")
-    )
-    line = _refused(
-        stack("apply", str(bad), "--name", "shop", "-P", secret, "-P", "db_name=shop-db-2",
-              "-P", "db_size=2", check=False)
-    )  # fmt: skip
-    assert "datastore_type cannot change in place (redis -> mariadb)" in line
+
+    # ---------------------------------------------------------------- back: drop what was added
+    template.write_text(TEMPLATE)
+    back = apply(*params)
+    rows = _by_resource(back)
+    assert {name: row["id"] for name, row in rows.items()} == ids
+    assert rows["db"]["changes"] == [
+        "detach configuration",
+        "revoke app@% audit",
+        "delete user ro@%",
+        "delete database audit",
+    ]
+    with team.client() as c:
+        db = c.get(f"/instances/{ids['db']}").json()["instance"]
+        assert "configuration" not in db and db["status"] == "ACTIVE"
+        names = {d["name"] for d in c.get(f"/instances/{ids['db']}/databases").json()["databases"]}
+        assert "shop" in names and "audit" not in names
+        users = {u["name"] for u in c.get(f"/instances/{ids['db']}/users").json()["users"]}
+        assert "app" in users and "ro" not in users
 
     # ---------------------------------------------------------------- delete
     deleted = json.loads(stack("delete", str(template), "--json").stdout)

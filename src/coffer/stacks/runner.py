@@ -3,9 +3,11 @@
 Every command follows the same shape: read the state file and the server into an
 ``Observation``, ``decide`` a plan (pure), refuse it whole if it has refusals, else run it
 wave by wave (resources of a wave are started together, then waited for), recording each
-created or deleted resource in the state file at once. Waits may block up to ``timeout``
-seconds per resource; failures raise the client's errors (``CofferClientError``) after
-recording what was done.
+created or deleted resource in the state file at once. Ready means: an instance ACTIVE
+and HEALTHY, or RESTART_REQUIRED (a configuration whose values wait for a restart, which
+the stack does not do by itself); a cluster idle with every member ACTIVE. Waits may
+block up to ``timeout`` seconds per resource; failures raise the client's errors
+(``CofferClientError``) after recording what was done.
 """
 
 from __future__ import annotations
@@ -409,7 +411,11 @@ class StackRunner:
                 resource_id, timeout=self._timeout, interval=self._interval, on_progress=progress
             )
         return self._client.wait_for_instance(
-            resource_id, timeout=self._timeout, interval=self._interval, on_progress=progress
+            resource_id,
+            timeout=self._timeout,
+            interval=self._interval,
+            on_progress=progress,
+            restart_required_is_ready=True,
         )
 
     def _run_steps(self, resource: Resource, instance_id: str, steps: tuple[Step, ...]) -> None:
