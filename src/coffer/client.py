@@ -71,6 +71,7 @@ ProgressCallback = Callable[[JSONObject, float], None]
 READY_STATUS = "ACTIVE"
 READY_OPERATING_STATUS = "HEALTHY"
 ERROR_STATUS = "ERROR"
+RESTART_REQUIRED_STATUS = "RESTART_REQUIRED"
 BACKUP_COMPLETED = "COMPLETED"
 BACKUP_FAILED = "FAILED"
 BACKUP_DELETE_FAILED = "DELETE_FAILED"
@@ -501,6 +502,7 @@ class CofferClient:
         backup: str | None = None,
         source_instance: str | None = None,
         restore_time: str | None = None,
+        configuration: str | None = None,
     ) -> JSONObject:
         """Ask for a new instance; returns its view (status BUILD). Wait with
         ``wait_for_instance``.
@@ -511,6 +513,7 @@ class CofferClient:
         server's default datastore is used. ``restore_time`` (ISO 8601, UTC unless it
         has an offset) rolls the restore forward to that moment (point-in-time recovery),
         from ``backup`` or from ``source_instance``'s newest backup before it.
+        ``configuration`` (a configuration group id) is attached from the start.
         """
         instance: JSONObject = {"name": name, "flavorRef": flavor}
         if volume_size is not None:
@@ -535,11 +538,24 @@ class CofferClient:
             instance["databases"] = [{"name": db} for db in databases]
         if users:
             instance["users"] = [user.to_body() for user in users]
+        if configuration is not None:
+            instance["configuration"] = configuration
         reply = self.request("POST", "/instances", body={"instance": instance})
         return _object(reply, "instance", "/instances")
 
     def rename_instance(self, instance_id: str, new_name: str) -> None:
         self.request("PUT", _instance_path(instance_id), body={"instance": {"name": new_name}})
+
+    def attach_configuration(self, instance_id: str, configuration_id: str) -> None:
+        """Attach a configuration group (the instance must have none); the instance shows
+        an operation until its values are applied, so wait for it afterwards."""
+        body = {"instance": {"configuration": configuration_id}}
+        self.request("PUT", _instance_path(instance_id), body=body)
+
+    def detach_configuration(self, instance_id: str) -> None:
+        """Detach the instance's configuration group (Trove's empty update); a no-op
+        when none is attached."""
+        self.request("PUT", _instance_path(instance_id), body={"instance": {}})
 
     def delete_instance(self, instance_id: str) -> None:
         """Start deleting; the instance shows SHUTDOWN, then GET answers 404."""
@@ -592,6 +608,7 @@ class CofferClient:
         timeout: float = ...,
         interval: float = ...,
         on_progress: ProgressCallback | None = ...,
+        restart_required_is_ready: bool = ...,
     ) -> JSONObject: ...
 
     @overload
@@ -603,6 +620,7 @@ class CofferClient:
         timeout: float = ...,
         interval: float = ...,
         on_progress: ProgressCallback | None = ...,
+        restart_required_is_ready: bool = ...,
     ) -> None: ...
 
     def wait_for_instance(
@@ -613,6 +631,7 @@ class CofferClient:
         timeout: float = 600.0,
         interval: float = 2.0,
         on_progress: ProgressCallback | None = None,
+        restart_required_is_ready: bool = False,
     ) -> JSONObject | None:
         """Poll the instance every ``interval`` seconds until ``until`` holds; may block
         up to ``timeout`` seconds.
@@ -621,13 +640,18 @@ class CofferClient:
         returns None once GET answers 404. Status ERROR raises
         ``CofferInstanceFailedError`` carrying the fault message; the deadline raises
         ``CofferWaitTimeoutError``. An unreachable server is polled again until the
-        deadline, so a wait survives a server restart.
+        deadline, so a wait survives a server restart. ``restart_required_is_ready``
+        makes READY also end at status RESTART_REQUIRED (a configuration that waits for
+        a restart someone must ask for).
         """
 
         def settled(view: JSONObject) -> bool:
             if view.get("status") == ERROR_STATUS:
                 raise _instance_failed(instance_id, view)
-            return until is WaitUntil.READY and _is_ready(view)
+            if until is not WaitUntil.READY:
+                return False
+            pending = restart_required_is_ready and view.get("status") == RESTART_REQUIRED_STATUS
+            return pending or _is_ready(view)
 
         def timed_out(last_view: JSONObject | None, problem: str) -> CofferWaitTimeoutError:
             return CofferWaitTimeoutError(

@@ -330,6 +330,23 @@ def test_wait_times_out(server: FakeServer, client: CofferClient) -> None:
         client.wait_for_instance("i-1", timeout=0, interval=0)
 
 
+def test_wait_may_take_restart_required_as_ready(server: FakeServer, client: CofferClient) -> None:
+    pending = instance("RESTART_REQUIRED", "RESTART_REQUIRED")
+    server.on("GET", "/instances/i-1", httpx.Response(200, json={"instance": pending}))
+    with pytest.raises(CofferWaitTimeoutError, match="status RESTART_REQUIRED"):
+        client.wait_for_instance("i-1", timeout=0, interval=0)
+    view = client.wait_for_instance("i-1", interval=0, restart_required_is_ready=True)
+    assert view["status"] == "RESTART_REQUIRED"
+
+
+def test_configuration_attach_and_detach_bodies(server: FakeServer, client: CofferClient) -> None:
+    server.on("PUT", "/instances/i-1", httpx.Response(202))
+    client.attach_configuration("i-1", "cfg-1")
+    client.detach_configuration("i-1")
+    bodies = [json.loads(r.content) for r in server.requests]
+    assert bodies == [{"instance": {"configuration": "cfg-1"}}, {"instance": {}}]
+
+
 def test_wait_for_deletion_ends_on_404(server: FakeServer, client: CofferClient) -> None:
     server.on(
         "GET",

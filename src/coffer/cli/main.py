@@ -27,6 +27,7 @@ from coffer.cli import (
     projects,
     quotas,
     root,
+    stacks,
     users,
 )
 from coffer.cli.config import CredentialsError
@@ -92,6 +93,7 @@ app.command("limits")(quotas.limits)
 app.command("events")(events.events)
 app.add_typer(projects.project_app, name="project")
 app.add_typer(projects.token_app, name="token")
+app.add_typer(stacks.app, name="stack")
 
 
 def _register_serve_commands(target: typer.Typer) -> None:
