@@ -72,7 +72,7 @@ def test_requests_and_system_actions_are_recorded(server: CofferServer, admin: C
             root = server.data_dir / "agent" / "instances" / iid
             for pid in processes_under(root):
                 os.kill(pid, signal.SIGKILL)
-            wait_event(c, iid, lambda e: e["action"] == "instance.engine.recover", "recovery")
+            wait_event(c, iid, lambda e: e["action"] == "instance.engine.restart", "the restart")
             wait_instance(c, iid)
 
             r = c.post("/backups", json={"backup": {"name": "ev-bk", "instance": iid}})
@@ -94,8 +94,7 @@ def test_requests_and_system_actions_are_recorded(server: CofferServer, admin: C
                 ("user", "instance.user.create", "202"),
                 ("user", "instance.action", "202"),
                 ("system", "instance.restart", "done"),
-                ("system", "instance.engine.crash", "done"),
-                ("system", "instance.engine.recover", "done"),
+                ("system", "instance.engine.restart", "done"),
             ]:
                 assert step in seen, (step, seen)
             assert seen.index(("user", "instance.action", "202")) < seen.index(
@@ -124,7 +123,7 @@ def test_requests_and_system_actions_are_recorded(server: CofferServer, admin: C
                 e["id"] for e in events_of(c, iid)[:50]
             ]
             table = server.cli("events", iid).stdout
-            assert "instance.engine.recover" in table
+            assert "instance.engine.restart" in table
         finally:
             if c.get(f"/instances/{iid}").status_code == 200:
                 c.delete(f"/instances/{iid}")

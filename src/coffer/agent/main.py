@@ -213,6 +213,7 @@ class Agent:
                         restorable_until=self.shipping.restorable_until(iid),
                         replication=self._replication.get(iid),
                         activity=self.activity.current.get(iid),
+                        restarts=sup.restarts,
                     )
                     for iid, sup in list(self.executor.supervisors.items())
                 ],

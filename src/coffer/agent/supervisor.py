@@ -104,6 +104,8 @@ class EngineSupervisor:
         #: miss a process that a concurrent start is still spawning
         self._process_lock = asyncio.Lock()
         self._failures = 0
+        #: how often the engine died and was started again (reported in heartbeats)
+        self.restarts = 0
 
     # -- public ------------------------------------------------------------------------
 
@@ -203,6 +205,7 @@ class EngineSupervisor:
             self.status = ServiceStatus.CRASHED
             self._pid = None
             self._failures += 1
+            self.restarts += 1
             await asyncio.sleep(min(0.2 * 2 ** min(self._failures, 8), 30.0))
         async with self._process_lock:
             if not self._want_running or (self._pid is not None and _alive(self._pid)):

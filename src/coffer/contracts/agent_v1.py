@@ -122,6 +122,8 @@ class InstanceObservation(BaseModel):
     replication: dict[str, Any] | None = None
     #: the engine's activity (optional: older agents do not send it)
     activity: EngineActivity | None = None
+    #: how often the agent restarted the engine after it died (since the agent started)
+    restarts: int = Field(default=0, ge=0)
 
 
 class Heartbeat(BaseModel):

@@ -161,6 +161,8 @@ class Instance(Base):
     cluster_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     #: JSON: the member's part in its cluster (``services.clusters.Membership``)
     cluster_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the agent's count of engine restarts after a death, as last reported
+    engine_restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -144,6 +144,7 @@ def _store_observations(
         select(
             Instance.id,
             Instance.project_id,
+            Instance.engine_restarts,
             Instance.task_status,
             Instance.task_workflow_id,
             Instance.service_status,
@@ -168,9 +169,12 @@ def _store_observations(
     for row in rows:
         obs = known[row.id]
         changes = _observed_changes(row, obs, now)
+        if obs.restarts != row.engine_restarts:
+            changes["engine_restarts"] = obs.restarts
+            if obs.restarts > row.engine_restarts:  # (a restarted agent counts from 0)
+                _engine_restarted(s, row, obs.restarts - row.engine_restarts)
         if changes:
             s.execute(update(Instance).where(Instance.id == row.id).values(**changes))
-            _engine_event(s, row, changes.get("service_status"))
         if obs.restorable_until is not None:
             log_archives.advance(s, row.id, obs.restorable_until)
         if obs.replication is not None:
@@ -186,27 +190,17 @@ def _store_observations(
             )
 
 
-_DOWN = frozenset({ServiceStatus.CRASHED.value, ServiceStatus.FAILED.value})
-_UP = frozenset({ServiceStatus.HEALTHY.value, ServiceStatus.BLOCKED.value})
-
-
-def _engine_event(s: Session, row: Any, status: str | None) -> None:
-    """What the agent did by itself: an engine that died (the agent restarts it), and
-    one that serves again after dying."""
-    if status in _DOWN and row.service_status not in _DOWN:
-        action, detail = "instance.engine.crash", f"the engine {status}; its agent restarts it"
-    elif status in _UP and row.service_status in _DOWN:
-        action, detail = "instance.engine.recover", "the engine serves again"
-    else:
-        return
+def _engine_restarted(s: Session, row: Any, times: int) -> None:
+    """What the agent did by itself: the engine died and it started it again."""
     events.record(
         s,
         project_id=row.project_id,
-        action=action,
+        action="instance.engine.restart",
         resource_type="instance",
         resource_id=row.id,
         outcome="done",
-        detail=detail,
+        detail="the engine died; its agent started it again"
+        + (f" ({times} times)" if times > 1 else ""),
     )
 
 

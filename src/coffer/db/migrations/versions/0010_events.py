@@ -31,9 +31,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_events_project_created", "events", ["project_id", "created"])
     op.create_index("ix_events_resource_id", "events", ["resource_id"])
+    with op.batch_alter_table("instances", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("engine_restarts", sa.Integer(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("instances", schema=None) as batch_op:
+        batch_op.drop_column("engine_restarts")
     op.drop_index("ix_events_resource_id", table_name="events")
     op.drop_index("ix_events_project_created", table_name="events")
     op.drop_table("events")
