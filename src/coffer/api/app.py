@@ -21,6 +21,7 @@ from coffer.api.routes import (
     configurations,
     instances,
     mgmt,
+    web,
 )
 from coffer.services.runtime import Runtime
 
@@ -76,4 +77,5 @@ def create_app(
 
     for module in (catalog, configurations, instances, clusters, backups, admin_ops, mgmt, agent):
         app.include_router(module.router)
+    web.install(app)
     return app
