@@ -20,13 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coffer.api.deps import PrincipalDep, RuntimeDep
+from coffer.services import projects
 
 DASHBOARD_PATH = "/dashboard"
 
@@ -53,16 +54,15 @@ def static_dir() -> Path:
 
 
 @router.get("/v1.0/whoami")
-def whoami(request: Request, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+def whoami(rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     """Coffer extension: who the ``X-Auth-Token`` belongs to, and the project's endpoint
     (what ``credentials.json`` calls ``endpoint``). 401 without a valid token."""
-    base = rt.settings.public_url or str(request.base_url).rstrip("/")
     return {
         "whoami": {
             "project_id": who.project_id,
             "project_name": who.project_name,
             "is_admin": who.is_admin,
-            "endpoint": f"{base}/v1.0/{who.project_id}",
+            "endpoint": projects.endpoint_for(rt, who.project_id),
         }
     }
 

@@ -41,7 +41,7 @@ async function failure(response) {
   return new ApiError(response.status, "", `HTTP ${response.status} ${response.statusText}${detail}`);
 }
 
-async function send(method, url, token, body) {
+async function send(method, url, token, body, { announce401 = true } = {}) {
   const headers = { Accept: "application/json", "X-Auth-Token": token };
   const init = { method, headers };
   if (body !== undefined) {
@@ -56,7 +56,7 @@ async function send(method, url, token, body) {
   }
   if (!response.ok) {
     const err = await failure(response);
-    if (response.status === 401) {
+    if (response.status === 401 && announce401) {
       window.dispatchEvent(new CustomEvent("coffer:unauthorized", { detail: err.message }));
     }
     throw err;
@@ -69,7 +69,7 @@ async function send(method, url, token, body) {
 export async function login(token) {
   const clean = token.trim();
   if (!clean) throw new ApiError(400, "badRequest", "Paste the token from credentials.json.");
-  const data = await send("GET", "/v1.0/whoami", clean);
+  const data = await send("GET", "/v1.0/whoami", clean, undefined, { announce401: false });
   const who = data.whoami;
   const s = {
     token: clean,

@@ -2,7 +2,20 @@
 // capacity, quotas, datastore versions. All from the mgmt API.
 
 import { api, q, session } from "../api.js";
-import { errorBox, field, h, instanceLink, options, progress, setRows, status, submitting, table, text } from "../dom.js";
+import {
+  errorBox,
+  field,
+  h,
+  instanceLink,
+  options,
+  progress,
+  setRows,
+  showError,
+  status,
+  submitting,
+  table,
+  text,
+} from "../dom.js";
 import { address, BUSY } from "./instances.js";
 
 function section(id, title, ...children) {
@@ -28,7 +41,7 @@ function quotasSection(projects) {
     setRows(list, data.quotas.map((x) => [x.resource, text(x.in_use), String(x.limit)]));
     options(resource, data.quotas.map((x) => [x.resource, x.resource]), resource.value);
   };
-  project.addEventListener("change", () => load().catch(() => {}));
+  project.addEventListener("change", () => load().catch((err) => showError(box, err)));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const s = limit.value.trim();
@@ -127,8 +140,5 @@ export async function render(root, scope) {
       "No instances.",
     );
   }, 2000, box);
-  await Promise.all([quotas.load(), versions.load()]).catch((err) => {
-    box.textContent = err.message;
-    box.hidden = false;
-  });
+  await Promise.all([quotas.load(), versions.load()]).catch((err) => showError(box, err));
 }

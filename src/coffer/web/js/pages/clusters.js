@@ -3,7 +3,7 @@
 
 import { api, q } from "../api.js";
 import { datastorePicker, fillFlavors, loadCatalog, sizeValue } from "../catalog.js";
-import { errorBox, field, h, instanceLink, options, progress, setRows, status, submitting, table, text } from "../dom.js";
+import { errorBox, field, fill, h, instanceLink, options, progress, setRows, status, submitting, table, text } from "../dom.js";
 
 /** `count` alike members for a create or grow body. */
 function members(count, flavor, size, type) {
@@ -134,9 +134,10 @@ async function renderCluster(root, scope, id) {
       throw err;
     }
     title.textContent = `Cluster ${c.name}`;
-    state.replaceChildren(
+    fill(
+      state,
       "Task ",
-      ...taskCell(c),
+      taskCell(c),
       ` · ${c.datastore.type} ${c.datastore.version}`,
       c.fault ? h("span", { class: "error" }, c.fault.message) : null,
     );

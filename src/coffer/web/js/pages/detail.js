@@ -3,7 +3,7 @@
 // events and (later) metrics.
 
 import { api, ApiError, q } from "../api.js";
-import { errorBox, h, progress, showError, status, submitting, text } from "../dom.js";
+import { errorBox, fill, h, progress, showError, status, submitting, text } from "../dom.js";
 import { address, BUSY } from "./instances.js";
 import {
   backupsPanel,
@@ -79,7 +79,8 @@ export async function render(root, scope, [id]) {
     }
     if (!scope.alive) return false;
     title.textContent = inst.name;
-    state.replaceChildren(
+    fill(
+      state,
       "Status ",
       status(inst.status),
       BUSY.has(inst.status) ? progress("operation in progress") : null,
