@@ -3,7 +3,7 @@
 // events and (later) metrics.
 
 import { api, ApiError, q } from "../api.js";
-import { errorBox, fill, h, progress, showError, status, submitting, text } from "../dom.js";
+import { errorBox, fill, h, progress, status, submitting, text } from "../dom.js";
 import { address, BUSY } from "./instances.js";
 import {
   backupsPanel,
@@ -110,7 +110,7 @@ export async function render(root, scope, [id]) {
     const active = inst.status === "ACTIVE";
     if (active && !wasActive) {
       // lists that ask the engine: on arrival and whenever the instance turns ACTIVE
-      await Promise.all([users.load(), databases.load()]).catch((err) => showError(box, err));
+      await Promise.all([users.load(), databases.load()]);
     }
     wasActive = active;
     return true;

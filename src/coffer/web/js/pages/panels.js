@@ -22,18 +22,16 @@ import {
 const panel = (id, title, ...children) =>
   h("section", { class: "panel", id }, h("h2", {}, title), ...children);
 
-/** A list that the engine may not support: the API's 501 message is shown instead. */
-async function listOr501(path, key, box) {
+/** A list read from the engine, which may not support it: on failure (e.g. the API's 501
+ * for a datastore without databases) the message shows in `box`. {items|null, status}. */
+async function listOrMessage(path, key, box) {
   try {
     const data = await api.get(path);
     clearError(box);
-    return data[key];
+    return { items: data[key], status: 200 };
   } catch (err) {
-    if (err instanceof ApiError && err.status === 501) {
-      showError(box, err);
-      return null;
-    }
-    throw err;
+    showError(box, err);
+    return { items: null, status: err.status };
   }
 }
 
@@ -55,7 +53,7 @@ export function usersPanel(id) {
     h("button", { type: "submit" }, "Add user"),
   );
   const load = async () => {
-    const users = await listOr501(`/instances/${q(id)}/users`, "users", listBox);
+    const { items: users } = await listOrMessage(`/instances/${q(id)}/users`, "users", listBox);
     if (users === null) return;
     setRows(
       list,
@@ -96,12 +94,10 @@ export function databasesPanel(id) {
     h("button", { type: "submit" }, "Add database"),
   );
   const load = async () => {
-    const dbs = await listOr501(`/instances/${q(id)}/databases`, "databases", listBox);
-    if (dbs === null) {
-      list.hidden = true;
-      form.hidden = true;
-      return;
-    }
+    const got = await listOrMessage(`/instances/${q(id)}/databases`, "databases", listBox);
+    list.hidden = form.hidden = got.status === 501; // this datastore has no databases
+    if (got.items === null) return;
+    const dbs = got.items;
     setRows(list, dbs.map((d) => [d.name]), "No databases.");
   };
   form.addEventListener("submit", async (event) => {
