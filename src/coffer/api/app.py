@@ -26,6 +26,7 @@ from coffer.api.routes import (
     metrics,
     mgmt,
     mgmt_users,
+    web,
 )
 from coffer.services.runtime import Runtime
 
@@ -96,4 +97,5 @@ def create_app(
     app.include_router(mgmt_users.router)
     app.include_router(keystone.router)
     app.include_router(metrics.router)
+    web.install(app)
     return app
