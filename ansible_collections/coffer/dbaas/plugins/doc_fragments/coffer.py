@@ -28,8 +28,8 @@ options:
     default: present
 requirements:
   - The C(coffer) Python package, importable by the Python that runs the module
-    (the controller's, with C(connection: local)).
+    (the controller's, with C(connection=local)).
 notes:
-  - Supports check mode: the result says what would change and nothing is changed.
+  - Supports check mode; the result says what would change, and nothing is changed.
   - API errors fail the task with the server's message.
 """

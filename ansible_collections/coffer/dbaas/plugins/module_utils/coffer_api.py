@@ -43,6 +43,7 @@ __all__ = [
     "Apply",
     "ModuleResult",
     "common_argument_spec",
+    "find_instance_id",
     "run_module",
     "wait_argument_spec",
     "wait_for_backup",
@@ -77,6 +78,18 @@ def common_argument_spec() -> dict[str, Any]:
         "api_timeout": {"type": "float", "default": 30.0},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     }
+
+
+def find_instance_id(client: CofferClient, ref: str, *, missing_ok: bool) -> str | None:
+    """The id of the instance whose id, or else unique name, is ``ref``. None when there
+    is none and ``missing_ok`` (what lives on a missing instance is absent too); otherwise
+    the client's 404 error."""
+    try:
+        return str(client.find_instance(ref)["id"])
+    except CofferAPIError as exc:
+        if missing_ok and exc.not_found:
+            return None
+        raise
 
 
 def wait_argument_spec(default_timeout: int) -> dict[str, Any]:

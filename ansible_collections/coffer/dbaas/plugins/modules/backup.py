@@ -28,11 +28,12 @@ DOCUMENTATION = r"""
 module: backup
 short_description: Take or delete a backup of a Coffer instance
 description:
-  - Makes the backup with this name exist (or not). A backup is taken once: an existing
+  - Makes the backup with this name exist (or not). A backup is taken once; an existing
     one with this name is left as it is (and waited for, with O(wait)); one that FAILED
     fails the task until it is deleted with O(state=absent).
   - The backup is found by name, which must be unique in the project. Deleting a backup
     deletes the incrementals built on it too.
+author: Coffer developers
 extends_documentation_fragment: [coffer.dbaas.coffer]
 options:
   name:

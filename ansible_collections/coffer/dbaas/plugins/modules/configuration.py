@@ -36,6 +36,7 @@ description:
     option of M(coffer.dbaas.instance).
   - The group is found by name, which must be unique in the project. A group still
     attached to an instance cannot be deleted.
+author: Coffer developers
 extends_documentation_fragment: [coffer.dbaas.coffer]
 options:
   name:

@@ -8,6 +8,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coffer.dbaas.plugins.module_utils.coffer_api import (
     ModuleResult,
     common_argument_spec,
+    find_instance_id,
     run_module,
 )
 from ansible_collections.coffer.dbaas.plugins.module_utils.plans import (
@@ -26,7 +27,9 @@ short_description: Create or delete a database on a Coffer instance
 description:
   - Makes the database with this name exist (or not) on the instance. An existing
     database is left as it is (its character set and collation are used only to create it).
-  - The instance must be ACTIVE; create it with M(coffer.dbaas.instance) and C(wait: true).
+  - The instance must be ACTIVE; create it with M(coffer.dbaas.instance) and
+    O(coffer.dbaas.instance#module:wait=true).
+author: Coffer developers
 extends_documentation_fragment: [coffer.dbaas.coffer]
 options:
   instance:
@@ -83,17 +86,17 @@ def database_names(client: CofferClient, instance_id: str) -> list[str]:
 
 def apply(module: AnsibleModule, client: CofferClient) -> ModuleResult:
     params = module.params
-    name = params["name"]
-    instance_id = str(client.find_instance(params["instance"])["id"])
-    names = database_names(client, instance_id)
-    actions = decide_presence(State(params["state"]), exists=name in names)
+    name, state = params["name"], State(params["state"])
+    instance_id = find_instance_id(client, params["instance"], missing_ok=state is State.ABSENT)
+    names = [] if instance_id is None else database_names(client, instance_id)
+    actions = decide_presence(state, exists=name in names)
     result: ModuleResult = {
         "changed": bool(actions),
         "actions": [str(a) for a in actions],
         "msg": describe(f"database {name} on instance {params['instance']}", actions),
         "databases": names,
     }
-    if not actions or module.check_mode:
+    if instance_id is None or not actions or module.check_mode:
         return result
     if actions[0] is Presence.CREATE:
         client.create_databases(

@@ -37,6 +37,7 @@ description:
     growth) and its configuration group attached or detached to match; its datastore and
     version cannot change.
   - The instance is found by name, which must be unique in the project.
+author: Coffer developers
 extends_documentation_fragment: [coffer.dbaas.coffer]
 options:
   name:

@@ -8,6 +8,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coffer.dbaas.plugins.module_utils.coffer_api import (
     ModuleResult,
     common_argument_spec,
+    find_instance_id,
     run_module,
 )
 from ansible_collections.coffer.dbaas.plugins.module_utils.plans import State, describe
@@ -32,7 +33,9 @@ description:
     to exactly the databases listed.
   - The API never shows a password, so an existing user's password is set only with
     O(update_password=always), which then reports a change on every run.
-  - The instance must be ACTIVE; create it with M(coffer.dbaas.instance) and C(wait: true).
+  - The instance must be ACTIVE; create it with M(coffer.dbaas.instance) and
+    O(coffer.dbaas.instance#module:wait=true).
+author: Coffer developers
 extends_documentation_fragment: [coffer.dbaas.coffer]
 options:
   instance:
@@ -117,9 +120,10 @@ def apply(module: AnsibleModule, client: CofferClient) -> ModuleResult:
         databases=None if databases is None else tuple(databases),
         update_password=PasswordUpdate(params["update_password"]),
     )
-    instance_id = str(client.find_instance(params["instance"])["id"])
-    observed = observe(client, instance_id, wanted)
-    actions = decide_user(State(params["state"]), wanted, observed)
+    state = State(params["state"])
+    instance_id = find_instance_id(client, params["instance"], missing_ok=state is State.ABSENT)
+    observed = None if instance_id is None else observe(client, instance_id, wanted)
+    actions = decide_user(state, wanted, observed)
     result: ModuleResult = {
         "changed": bool(actions),
         "actions": [str(a) for a in actions],
@@ -128,7 +132,7 @@ def apply(module: AnsibleModule, client: CofferClient) -> ModuleResult:
         ),
         "user": observed or {},
     }
-    if actions and not module.check_mode:
+    if instance_id is not None and actions and not module.check_mode:
         for action in actions:
             carry_out(client, instance_id, wanted, action)
         result["user"] = observe(client, instance_id, wanted) or {}
