@@ -507,6 +507,9 @@ class CofferClient:
         """Ask for a new instance; returns its view (status BUILD). Wait with
         ``wait_for_instance``.
 
+        ``configuration`` (a configuration group id) is attached from the start; the group
+        must be for the instance's datastore version.
+
         ``backup`` (a backup id) restores that backup into the new instance (Trove's
         ``restorePoint``); the datastore then comes from the backup, so leave
         ``datastore`` out or name the backup's. Without ``backup`` and ``datastore`` the
@@ -1054,6 +1057,107 @@ class CofferClient:
         message = fault.get("message") if isinstance(fault, dict) else None
         return _one_line(str(message)) if message else None
 
+    # ----------------------------------------------------------------------- configuration groups
+
+    def list_configurations(self) -> list[JSONObject]:
+        """This project's configuration groups, oldest first (without their values)."""
+        return self._list("/configurations", "configurations")
+
+    def get_configuration(self, config_id: str) -> JSONObject:
+        """One group with its ``values`` (secret-looking keys shown as ``***``) and
+        ``instance_count``."""
+        return self._get_object(_configuration_path(config_id), "configuration")
+
+    def find_configuration(self, name_or_id: str) -> JSONObject:
+        """The group whose id, or else whose unique name, is ``name_or_id`` (full view).
+
+        Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
+        several of this project's groups share the name.
+        """
+        try:
+            return self.get_configuration(name_or_id)
+        except CofferAPIError as exc:
+            if not exc.not_found:
+                raise
+        matches = [c for c in self.list_configurations() if c.get("name") == name_or_id]
+        if not matches:
+            raise CofferAPIError(
+                404, "itemNotFound", f"no configuration group has the id or name {name_or_id!r}"
+            )
+        if len(matches) > 1:
+            ids = [str(c.get("id")) for c in matches]
+            raise CofferAmbiguousNameError(name_or_id, ids, kind="configuration group")
+        return self.get_configuration(str(matches[0]["id"]))
+
+    def create_configuration(
+        self,
+        name: str,
+        values: Mapping[str, Any],
+        *,
+        datastore: str | None = None,
+        datastore_version: str | None = None,
+        description: str | None = None,
+    ) -> JSONObject:
+        """A new group of parameter ``values`` for one datastore version (the server's
+        default datastore and version when left out); returns its full view. The server
+        checks every value against the engine's rules and answers 422 (nothing created)
+        for a bad one."""
+        configuration: JSONObject = {"name": name, "values": dict(values)}
+        if description is not None:
+            configuration["description"] = description
+        store: JSONObject = {}
+        if datastore is not None:
+            store["type"] = datastore
+        if datastore_version is not None:
+            store["version"] = datastore_version
+        if store:
+            configuration["datastore"] = store
+        reply = self.request("POST", "/configurations", body={"configuration": configuration})
+        return _object(reply, "configuration", "/configurations")
+
+    def update_configuration(
+        self,
+        config_id: str,
+        *,
+        values: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        merge: bool = False,
+    ) -> None:
+        """Change a group: ``values`` replace all of its values (PUT), or with ``merge``
+        are added to them (PATCH). The new values are applied to every attached instance,
+        so the server refuses (422, nothing changed) while one of them is busy."""
+        changes: JSONObject = {}
+        if values is not None:
+            changes["values"] = dict(values)
+        if name is not None:
+            changes["name"] = name
+        if description is not None:
+            changes["description"] = description
+        if not changes:
+            raise ValueError("update_configuration needs values, name or description")
+        method = "PATCH" if merge else "PUT"
+        self.request(method, _configuration_path(config_id), body={"configuration": changes})
+
+    def delete_configuration(self, config_id: str) -> None:
+        """Delete a group; the server refuses (400) while instances have it attached."""
+        self.request("DELETE", _configuration_path(config_id))
+
+    def list_configuration_instances(self, config_id: str) -> list[JSONObject]:
+        """``[{id, name}]`` of the instances the group is attached to."""
+        return self._list(f"{_configuration_path(config_id)}/instances", "instances")
+
+    def attach_configuration(self, instance_id: str, config_id: str) -> None:
+        """Attach a group to an instance that has none and apply its values (the instance
+        is busy meanwhile; wait with ``wait_for_instance``)."""
+        body = {"instance": {"configuration": config_id}}
+        self.request("PUT", _instance_path(instance_id), body=body)
+
+    def detach_configuration(self, instance_id: str) -> None:
+        """Detach the instance's group, if any, and go back to the default values."""
+        body = {"instance": {"configuration": None}}
+        self.request("PUT", _instance_path(instance_id), body=body)
+
     # ----------------------------------------------------------------------- databases
 
     def list_databases(self, instance_id: str) -> list[JSONObject]:
@@ -1219,6 +1323,10 @@ def _instance_path(instance_id: str) -> str:
 
 def _backup_path(backup_id: str) -> str:
     return f"/backups/{_segment(backup_id)}"
+
+
+def _configuration_path(config_id: str) -> str:
+    return f"/configurations/{_segment(config_id)}"
 
 
 def _cluster_path(cluster_id: str) -> str:
