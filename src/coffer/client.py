@@ -1147,17 +1147,6 @@ class CofferClient:
         """``[{id, name}]`` of the instances the group is attached to."""
         return self._list(f"{_configuration_path(config_id)}/instances", "instances")
 
-    def attach_configuration(self, instance_id: str, config_id: str) -> None:
-        """Attach a group to an instance that has none and apply its values (the instance
-        is busy meanwhile; wait with ``wait_for_instance``)."""
-        body = {"instance": {"configuration": config_id}}
-        self.request("PUT", _instance_path(instance_id), body=body)
-
-    def detach_configuration(self, instance_id: str) -> None:
-        """Detach the instance's group, if any, and go back to the default values."""
-        body = {"instance": {"configuration": None}}
-        self.request("PUT", _instance_path(instance_id), body=body)
-
     # ----------------------------------------------------------------------- databases
 
     def list_databases(self, instance_id: str) -> list[JSONObject]:
