@@ -415,6 +415,31 @@ class CofferClient:
             raise CofferResponseError(f"GET {path}: 'events' is not a list")
         return page
 
+    def _find(
+        self,
+        name_or_id: str,
+        get: Callable[[str], JSONObject],
+        listing: Callable[[], list[JSONObject]],
+        kind: str,
+    ) -> JSONObject:
+        """The resource whose id, or else whose unique name, is ``name_or_id``: a 404
+        ``CofferAPIError`` if none matches, ``CofferAmbiguousNameError`` if several of
+        the project's share the name."""
+        try:
+            return get(name_or_id)
+        except CofferAPIError as exc:
+            if not exc.not_found:
+                raise
+        matches = [r for r in listing() if r.get("name") == name_or_id]
+        if not matches:
+            raise CofferAPIError(
+                404, "itemNotFound", f"no {kind} has the id or name {name_or_id!r}"
+            )
+        if len(matches) > 1:
+            ids = [str(r.get("id")) for r in matches]
+            raise CofferAmbiguousNameError(name_or_id, ids, kind=kind)
+        return get(str(matches[0]["id"]))
+
     # ----------------------------------------------------------------------- flavors
 
     def list_flavors(self) -> list[JSONObject]:
@@ -475,19 +500,7 @@ class CofferClient:
         Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
         several instances share the name.
         """
-        try:
-            return self.get_instance(name_or_id)
-        except CofferAPIError as exc:
-            if not exc.not_found:
-                raise
-        matches = [i for i in self.list_instances() if i.get("name") == name_or_id]
-        if not matches:
-            raise CofferAPIError(
-                404, "itemNotFound", f"no instance has the id or name {name_or_id!r}"
-            )
-        if len(matches) > 1:
-            raise CofferAmbiguousNameError(name_or_id, [str(i.get("id")) for i in matches])
-        return self.get_instance(str(matches[0]["id"]))
+        return self._find(name_or_id, self.get_instance, self.list_instances, "instance")
 
     def create_instance(
         self,
@@ -707,20 +720,7 @@ class CofferClient:
         Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
         several of this project's backups share the name.
         """
-        try:
-            return self.get_backup(name_or_id)
-        except CofferAPIError as exc:
-            if not exc.not_found:
-                raise
-        matches = [b for b in self.list_backups() if b.get("name") == name_or_id]
-        if not matches:
-            raise CofferAPIError(
-                404, "itemNotFound", f"no backup has the id or name {name_or_id!r}"
-            )
-        if len(matches) > 1:
-            ids = [str(b.get("id")) for b in matches]
-            raise CofferAmbiguousNameError(name_or_id, ids, kind="backup")
-        return self.get_backup(str(matches[0]["id"]))
+        return self._find(name_or_id, self.get_backup, self.list_backups, "backup")
 
     def create_backup(
         self,
@@ -892,20 +892,7 @@ class CofferClient:
         Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
         several of this project's clusters share the name.
         """
-        try:
-            return self.get_cluster(name_or_id)
-        except CofferAPIError as exc:
-            if not exc.not_found:
-                raise
-        matches = [c for c in self.list_clusters() if c.get("name") == name_or_id]
-        if not matches:
-            raise CofferAPIError(
-                404, "itemNotFound", f"no cluster has the id or name {name_or_id!r}"
-            )
-        if len(matches) > 1:
-            ids = [str(c.get("id")) for c in matches]
-            raise CofferAmbiguousNameError(name_or_id, ids, kind="cluster")
-        return self.get_cluster(str(matches[0]["id"]))
+        return self._find(name_or_id, self.get_cluster, self.list_clusters, "cluster")
 
     def create_cluster(
         self, name: str, datastore: str, version: str, members: ClusterMembers
@@ -1074,20 +1061,9 @@ class CofferClient:
         Raises ``CofferAPIError`` (404) if none matches, ``CofferAmbiguousNameError`` if
         several of this project's groups share the name.
         """
-        try:
-            return self.get_configuration(name_or_id)
-        except CofferAPIError as exc:
-            if not exc.not_found:
-                raise
-        matches = [c for c in self.list_configurations() if c.get("name") == name_or_id]
-        if not matches:
-            raise CofferAPIError(
-                404, "itemNotFound", f"no configuration group has the id or name {name_or_id!r}"
-            )
-        if len(matches) > 1:
-            ids = [str(c.get("id")) for c in matches]
-            raise CofferAmbiguousNameError(name_or_id, ids, kind="configuration group")
-        return self.get_configuration(str(matches[0]["id"]))
+        return self._find(
+            name_or_id, self.get_configuration, self.list_configurations, "configuration group"
+        )
 
     def create_configuration(
         self,
