@@ -39,13 +39,23 @@ from coffer.services.cluster_records import (
     ClusterRecord,
     Membership,
     load,
+    load_many,
     membership,
 )
 from coffer.services.records import InstanceRecord
 from coffer.services.runtime import Runtime
 from coffer.workflows import clusters as wf
 
-__all__ = ["act", "create", "delete", "refuse_member", "reset_status", "restart"]
+__all__ = [
+    "act",
+    "create",
+    "delete",
+    "get",
+    "list_all",
+    "refuse_member",
+    "reset_status",
+    "restart",
+]
 
 #: fewest members (Galera) or masters (Redis): one may fail and the rest keep quorum
 MIN_MEMBERS = 3
@@ -127,6 +137,18 @@ def create(rt: Runtime, project_id: str, body: ClusterCreate) -> str:
         _add_members(rt, s, project_id, cluster_id, version, kind, flavor, size, new, workflow_id)
     wf.start(wf.create_cluster, workflow_id, cluster_id)
     return cluster_id
+
+
+def get(rt: Runtime, project_id: str | None, cluster_id: str) -> ClusterRecord:
+    """The live cluster with its members (``project_id=None``: any project)."""
+    with rt.sessions() as s:
+        return load(s, cluster_id, project_id)
+
+
+def list_all(rt: Runtime, project_id: str | None) -> list[ClusterRecord]:
+    """The live clusters, newest first (``project_id=None``: every project's)."""
+    with rt.sessions() as s:
+        return load_many(s, project_id)
 
 
 def act(

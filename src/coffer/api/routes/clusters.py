@@ -11,7 +11,7 @@ from coffer.api.deps import PrincipalDep, RuntimeDep, scope
 from coffer.api.routes.common import PREFIX, accepted, paged, view_context
 from coffer.contracts.api_v1 import ClusterAction, ClusterCreateBody
 from coffer.errors import NotFound
-from coffer.services import cluster_records, clusters, instances
+from coffer.services import clusters, instances
 
 router = APIRouter(prefix=PREFIX, tags=["clusters"])
 
@@ -19,8 +19,7 @@ router = APIRouter(prefix=PREFIX, tags=["clusters"])
 def _show(
     request: Request, rt: RuntimeDep, who: PrincipalDep, project_id: str, cid: str
 ) -> dict[str, Any]:
-    with rt.sessions() as s:
-        rec = cluster_records.load(s, cid, scope(who, project_id))
+    rec = clusters.get(rt, scope(who, project_id), cid)
     return {"cluster": views.cluster(view_context(request, rt, who, project_id), rec)}
 
 
@@ -34,8 +33,7 @@ def list_clusters(
     marker: str | None = None,
 ) -> dict[str, Any]:
     ctx = view_context(request, rt, who, project_id)
-    with rt.sessions() as s:
-        items = [views.cluster(ctx, rec) for rec in cluster_records.load_many(s, project_id)]
+    items = [views.cluster(ctx, rec) for rec in clusters.list_all(rt, project_id)]
     return paged(request, "clusters", items, limit, marker)
 
 

@@ -21,7 +21,6 @@ from coffer.errors import NotFound
 from coffer.services import (
     agents,
     catalog,
-    cluster_records,
     clusters,
     hosts,
     instances,
@@ -75,8 +74,7 @@ def mgmt_clusters(
     """Every project's clusters."""
     who.require_admin()
     ctx = view_context(request, rt, who, project_id)
-    with rt.sessions() as s:
-        return {"clusters": [views.cluster(ctx, rec) for rec in cluster_records.load_many(s, None)]}
+    return {"clusters": [views.cluster(ctx, rec) for rec in clusters.list_all(rt, None)]}
 
 
 @router.get("/clusters/{cluster_id}")
@@ -84,8 +82,7 @@ def mgmt_cluster(
     project_id: str, cluster_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
     who.require_admin()
-    with rt.sessions() as s:
-        rec = cluster_records.load(s, cluster_id, None)
+    rec = clusters.get(rt, None, cluster_id)
     return {"cluster": views.cluster(view_context(request, rt, who, project_id), rec)}
 
 
