@@ -54,23 +54,13 @@ KEYS = 2000
 WAIT_S = 30.0
 
 
-def free_port() -> int:
-    """A port of the range whose cluster bus port (+ 10000) is free as well."""
-    while True:
-        port = _ports.take()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-
-
 class Member(Server):
-    """A ``Server`` on a port of this module's range, made a cluster node."""
+    """A ``Server`` on a port of this module's range, made a cluster node whose bus
+    listens on another port of the range (as the control plane leases it)."""
 
     def __init__(self, engine: Engine, root: Path) -> None:
-        super().__init__(engine, root, port=free_port())
+        super().__init__(engine, root, port=_ports.take())
+        self.bus_port = _ports.take()
         assert isinstance(engine.lifecycle, RedisLifecycle)
         self.cluster = RedisClusterMember(engine.lifecycle)
         self.node_id = ""
@@ -119,7 +109,7 @@ def new_member(workspace: Path, engine: Engine) -> Iterator[Callable[[str], Memb
     def make(name: str) -> Member:
         member = fleet.add(Member(engine, workspace / name))
         member.engine.lifecycle.prepare(member.paths, member.spec)
-        restart = member.cluster.enable_cluster(member.paths, member.spec, CLUSTER)
+        restart = member.cluster.enable_cluster(member.paths, member.spec, CLUSTER, member.bus_port)
         assert restart is False
         member.engine.lifecycle.configure(member.paths, member.spec)
         member.start()
@@ -163,10 +153,12 @@ def test_cluster_forms_grows_and_shrinks(new_member: Callable[[str], Member]) ->
     everyone = masters + replicas
     first = masters[0]
     for other in everyone[1:]:
-        first.cluster.meet(first.paths, first.spec, "127.0.0.1", other.spec.port)
+        first.cluster.meet(first.paths, first.spec, "127.0.0.1", other.spec.port, other.bus_port)
     wait_for(
         "every member to know all 6", lambda: all(m.state().known_nodes == 6 for m in everyone)
     )
+    for member in everyone:  # each bus listens on its own leased port
+        socket.create_connection(("127.0.0.1", member.bus_port), timeout=5).close()
 
     for master, slots in zip(masters, _thirds(), strict=True):
         master.cluster.add_slots(master.paths, master.spec, slot_ranges(slots))
@@ -191,7 +183,7 @@ def test_cluster_forms_grows_and_shrinks(new_member: Callable[[str], Member]) ->
 
     # grow: a fourth master takes a quarter of the slots with their keys
     fourth = new_member("m3")
-    first.cluster.meet(first.paths, first.spec, "127.0.0.1", fourth.spec.port)
+    first.cluster.meet(first.paths, first.spec, "127.0.0.1", fourth.spec.port, fourth.bus_port)
     wait_for(
         "every member to know all 7 and the new one to see the cluster ok",
         lambda: all(m.state().known_nodes == 7 and _healthy(m) for m in [*everyone, fourth]),
@@ -234,11 +226,19 @@ def test_bad_input_is_refused_and_changes_nothing(new_member: Callable[[str], Me
         cluster.enable_cluster(paths, spec, ClusterSpec(password="x", node_timeout_ms=1))
     with pytest.raises(BadRequest, match="control characters"):
         cluster.enable_cluster(paths, spec, ClusterSpec(password="a\nb"))
+    with pytest.raises(BadRequest, match="is the client port"):
+        cluster.enable_cluster(paths, spec, CLUSTER, spec.port)
+    with pytest.raises(BadRequest, match="bus port 70000 is outside"):
+        cluster.enable_cluster(paths, spec, CLUSTER, 70000)
     assert cluster_path(paths).read_bytes() == before
     with pytest.raises(BadRequest, match="node id"):
         cluster.replicate(paths, spec, "not-a-node")
     with pytest.raises(BadRequest, match="IP address"):
         cluster.meet(paths, spec, "example.invalid", 7000)
+    with pytest.raises(BadRequest, match="bus port 65536 is outside"):
+        cluster.meet(paths, spec, "127.0.0.1", 7000, 65536)
+    with pytest.raises(BadRequest, match="bus port 65536 is outside"):
+        cluster.meet(paths, spec, "127.0.0.1", 55536)  # the default bus, port + 10000
     with pytest.raises(BadRequest, match="slot range"):
         cluster.add_slots(paths, spec, [(0, SLOT_COUNT)])
     state = member.state()

@@ -27,6 +27,8 @@ from coffer.engines.redis.catalog import (
     check_parameter,
 )
 from coffer.engines.redis.config import (
+    cluster_marker,
+    cluster_settings,
     live_settings,
     render_config,
     render_value,
@@ -323,3 +325,31 @@ def test_the_acl_file_is_repaired_without_losing_users() -> None:
     # the same rules in another order, as Redis may write them, are left alone
     reordered = f"user coffer-admin ~* &* on #{password_hash('new-pw')} +@all\n{DEFAULT_LINE}\n"
     assert acl_file_with_coffer_users(reordered, "new-pw") is reordered
+
+
+def _marker(bus_port: int | None) -> str:
+    return cluster_marker(
+        user="coffer_replicator",
+        password="secret",
+        node_timeout_ms=2000,
+        announce_ip=None,
+        bus_port=bus_port,
+    )
+
+
+def test_cluster_marker_renders_its_bus_port() -> None:
+    settings = cluster_settings(_marker(25123), PATHS)
+    assert settings["cluster-enabled"] is True and settings["cluster-port"] == 25123
+    assert "cluster-port" not in cluster_settings(_marker(None), PATHS)  # Redis: port + 10000
+
+
+@pytest.mark.parametrize("bus_port", [0, 65536])
+def test_cluster_marker_refuses_a_bus_port_outside_the_port_range(bus_port: int) -> None:
+    with pytest.raises(BadRequest, match=f"cluster bus port {bus_port} is outside 1-65535"):
+        _marker(bus_port)
+
+
+def test_a_damaged_bus_port_in_the_marker_is_an_engine_error() -> None:
+    damaged = _marker(25123).replace("25123", '"25123"')
+    with pytest.raises(EngineError, match="damaged"):
+        cluster_settings(damaged, PATHS)

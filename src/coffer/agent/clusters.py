@@ -36,8 +36,8 @@ def join(engine: Engine, paths: InstancePaths, spec: InstanceSpec, cluster: dict
     """Make the prepared, stopped instance a member from its next configure and start.
     Galera: ``{"kind": "galera", "name", "me", "members", "bootstrap", "password"}``
     (members as ``GaleraMember`` fields); Redis: ``{"kind": "redis", "password",
-    "announce_ip"}``. An instance that already is a member is left as it is (a
-    re-delivered ENSURE)."""
+    "announce_ip", "bus_port"}`` (the last two optional). An instance that already is a
+    member is left as it is (a re-delivered ENSURE)."""
     kind = cluster.get("kind")
     if kind == GALERA:
         if galera.is_member(paths):
@@ -53,10 +53,12 @@ def join(engine: Engine, paths: InstancePaths, spec: InstanceSpec, cluster: dict
             sst_password=str(cluster["password"]),
         )
     elif kind == REDIS:
+        bus_port = cluster.get("bus_port")
         _redis(engine).enable_cluster(
             paths,
             spec,
             ClusterSpec(password=str(cluster["password"]), announce_ip=cluster.get("announce_ip")),
+            None if bus_port is None else int(bus_port),
         )
     else:
         raise BadRequest(f"unknown cluster kind {kind!r}")
@@ -68,8 +70,8 @@ def run_step(
     """One step on a running member, by name; the result as a JSON-ready dict.
 
     Galera: ``update_members`` (``members``), ``state``. Redis: ``open_node`` (→
-    ``node_id``), ``meet`` (``host``, ``port``), ``add_slots`` (``slots``),
-    ``replicate`` (``master_id``), ``state``, ``import_slots`` (``source_id``,
+    ``node_id``), ``meet`` (``host``, ``port``, optional ``bus_port``), ``add_slots``
+    (``slots``), ``replicate`` (``master_id``), ``state``, ``import_slots`` (``source_id``,
     ``slots``), ``migrate_slots`` (``target``: host, port, node_id; ``slots``; →
     ``moved``), ``assign_slots`` (``slots``, ``owner_id``), ``forget`` (``node_id``),
     ``tenant_users`` (→ ``lines``), ``copy_users`` (``lines``)."""
@@ -85,7 +87,14 @@ def run_step(
         case "open_node":
             return {"node_id": member.open_node(paths, spec)}
         case "meet":
-            member.meet(paths, spec, str(x["host"]), int(x["port"]))
+            bus_port = x.get("bus_port")
+            member.meet(
+                paths,
+                spec,
+                str(x["host"]),
+                int(x["port"]),
+                None if bus_port is None else int(bus_port),
+            )
         case "add_slots":
             member.add_slots(paths, spec, _ranges(x["slots"]))
         case "replicate":

@@ -32,13 +32,15 @@ class ClusterKind(StrEnum):
 @dataclass(frozen=True)
 class Membership:
     """A member's part: ``role`` is ``member`` (Galera), ``master`` or ``replica``
-    (Redis); a Galera member's extra ports; a Redis replica's master (``follows``, an
-    instance id) and a Redis member's node id (once known)."""
+    (Redis); a Galera member's extra ports; a Redis member's bus port (None for members
+    made before it was leased: client port + 10000); a Redis replica's master
+    (``follows``, an instance id) and a Redis member's node id (once known)."""
 
     role: str
     gcomm_port: int | None = None
     ist_port: int | None = None
     sst_port: int | None = None
+    bus_port: int | None = None
     follows: str | None = None
     node_id: str | None = None
 

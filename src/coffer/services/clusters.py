@@ -434,8 +434,12 @@ def _add_members(
         if member.role == "master":
             masters[instance_id] = host.id
         port = placement.lease_port(s, host, instance_id)
-        info = Membership(role=member.role, follows=follows)
-        if kind is ClusterKind.GALERA:
+        if kind is ClusterKind.REDIS:
+            # the bus gets a leased port of its own (``cluster-port``): port + 10000
+            # could fall in the ephemeral range, where an outgoing connection may hold it
+            bus_port = placement.lease_port(s, host, instance_id, "bus")
+            info = Membership(role=member.role, follows=follows, bus_port=bus_port)
+        else:
             extra = {p: placement.lease_port(s, host, instance_id, p) for p in _GALERA_PORTS}
             info = Membership(
                 role=member.role,

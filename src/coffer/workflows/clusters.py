@@ -276,8 +276,8 @@ def _redis_add(wid: str, cluster_id: str, new: list[str], *, forming: bool) -> N
     """Start the new members in cluster mode, introduce them, give the new masters
     slots (all of them when forming, a fair share otherwise) and the replicas their
     masters; the new members' tasks end once the cluster is healthy."""
-    extras = redis_extras(cluster_id)
     for instance_id in new:
+        extras = redis_extras(cluster_id, instance_id)
         send_command(
             f"{wid}:ensure-{instance_id}", instance_id, CommandKind.ENSURE.value, {}, extras
         )
@@ -290,7 +290,7 @@ def _redis_add(wid: str, cluster_id: str, new: list[str], *, forming: bool) -> N
     introducer = live_members(cluster_id, not forming)[0]
     for target in member_addresses(cluster_id, new):
         if target["instance_id"] != introducer:
-            args = {"host": target["host"], "port": target["port"]}
+            args = {k: target[k] for k in ("host", "port", "bus_port")}
             _call(wid, f"meet-{target['instance_id']}", cluster_id, introducer, "meet", args)
     wait_redis_known(cluster_id)
     masters = [i for i in new if role_of(i) == "master"]
@@ -351,12 +351,20 @@ def _redis_rebalance(wid: str, cluster_id: str, *, without: list[str]) -> None:
 
 
 @DBOS.step()
-def redis_extras(cluster_id: str) -> str:
+def redis_extras(cluster_id: str, instance_id: str) -> str:
+    """The sealed ENSURE extras that make ``instance_id`` a member: the cluster's
+    password and the member's bus port."""
     rt = current()
     with rt.sessions() as s:
         rec = load(s, cluster_id, None)
         password = rt.sealer.open(rec.cluster.secret_sealed).decode()
-    cluster = {"kind": ClusterKind.REDIS.value, "password": password}
+        inst = s.get(Instance, instance_id)
+        assert inst is not None
+    cluster = {
+        "kind": ClusterKind.REDIS.value,
+        "password": password,
+        "bus_port": membership(inst).bus_port,
+    }
     return rt.sealer.seal(json.dumps({"cluster": cluster}).encode())
 
 
@@ -420,11 +428,19 @@ def member_addresses(cluster_id: str, instance_ids: list[str]) -> list[dict[str,
     rt = current()
     with rt.sessions() as s:
         rows = s.execute(
-            select(Instance.id, Instance.port, Host.address)
+            select(Instance, Host.address)
             .join(Host, Host.id == Instance.host_id)
             .where(Instance.id.in_(instance_ids), Instance.cluster_id == cluster_id)
         ).all()
-    return [{"instance_id": r.id, "host": r.address, "port": r.port} for r in rows]
+    return [
+        {
+            "instance_id": inst.id,
+            "host": address,
+            "port": inst.port,
+            "bus_port": membership(inst).bus_port,
+        }
+        for inst, address in rows
+    ]
 
 
 def even_split(masters: int) -> list[list[list[int]]]:

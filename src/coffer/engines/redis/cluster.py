@@ -11,9 +11,11 @@ Forming a cluster
     ``bootstrap`` as usual, ``open_node`` (internal accounts; returns the node id), then
     ``meet`` every member from one of them, ``add_slots`` on each master (all 16384 slots
     once), and ``replicate`` on each replica once it knows its master (gossip takes about
-    a second: poll ``cluster_state``). The cluster bus listens on port + 10000, which must
-    be free too (keep instance ports below 22768 so that the bus stays below the
-    ephemeral range 32768-60999; ports up to 55535 are accepted).
+    a second: poll ``cluster_state``). The cluster bus listens on ``bus_port`` when
+    ``enable_cluster`` is given one (``cluster-port``; the control plane leases it from
+    the host's range like the client port), else on port + 10000, which must be free
+    too and, to be safe from outgoing connections, below the ephemeral range
+    32768-60999. ``meet`` then names the other node's bus port.
 
 Internal accounts (``open_node``; the same password on every member, ``ClusterSpec``)
     ``coffer_replicator`` — a replica authenticates to its master with it (rendered
@@ -202,18 +204,25 @@ class RedisClusterMember:
         self._lifecycle = lifecycle
 
     def enable_cluster(
-        self, paths: InstancePaths, spec: InstanceSpec, cluster: ClusterSpec
+        self,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        cluster: ClusterSpec,
+        bus_port: int | None = None,
     ) -> bool:
         """Record the cluster marker (root-only, 0600) and ``configure``: from the next
-        start on, the server is a cluster node (``data/nodes.conf`` keeps its identity).
-        Returns True if a server runs now without cluster mode (it needs a restart).
-        ``BadRequest``, changing nothing, for an instance that follows an upstream, a
-        port whose bus port (+10000) does not exist, or a bad ``cluster``."""
-        if spec.port + CLUSTER_BUS_OFFSET > 65535:
+        start on, the server is a cluster node (``data/nodes.conf`` keeps its identity)
+        whose bus listens on ``bus_port`` (None: port + 10000). Returns True if a server
+        runs now without cluster mode (it needs a restart). ``BadRequest``, changing
+        nothing, for an instance that follows an upstream, a bus port that is the client
+        port or does not exist, or a bad ``cluster``."""
+        if bus_port is None and spec.port + CLUSTER_BUS_OFFSET > 65535:
             raise BadRequest(
                 f"port {spec.port} leaves no cluster bus port (port + {CLUSTER_BUS_OFFSET} "
-                "must be at most 65535)"
+                "must be at most 65535); give the member a bus port"
             )
+        if bus_port == spec.port:
+            raise BadRequest(f"the cluster bus port {bus_port} is the client port")
         if "replicaof" in replication_settings(_read(replication_path(paths))):
             raise BadRequest("a replica of a standalone instance cannot join a cluster")
         marker = cluster_marker(
@@ -221,6 +230,7 @@ class RedisClusterMember:
             password=cluster.password,
             node_timeout_ms=cluster.node_timeout_ms,
             announce_ip=cluster.announce_ip,
+            bus_port=bus_port,
         )
         write_private_file(cluster_path(paths), marker, _agent_account())
         self._lifecycle.configure(paths, spec)
@@ -245,14 +255,23 @@ class RedisClusterMember:
         with translate_errors("reading the node id"), connect(paths) as client:
             return str(run(client, "CLUSTER", "MYID"))
 
-    def meet(self, paths: InstancePaths, spec: InstanceSpec, host: str, port: int) -> None:
+    def meet(
+        self,
+        paths: InstancePaths,
+        spec: InstanceSpec,
+        host: str,
+        port: int,
+        bus_port: int | None = None,
+    ) -> None:
         """``CLUSTER MEET``: start the handshake with the node at ``host``:``port`` (an IP
-        address; bus at port + 10000). Returns at once; the node shows up in
-        ``cluster_state`` when the handshake completes. Idempotent."""
+        address; its bus at ``bus_port``, None: port + 10000). Returns at once; the node
+        shows up in ``cluster_state`` when the handshake completes. Idempotent."""
         address = _ip(host)
         _check_port(port)
+        _check_port(port + CLUSTER_BUS_OFFSET if bus_port is None else bus_port, "bus port")
+        bus = [] if bus_port is None else [str(bus_port)]
         with translate_errors(f"meeting {address}:{port}"), connect(paths) as client:
-            run(client, "CLUSTER", "MEET", address, str(port))
+            run(client, "CLUSTER", "MEET", address, str(port), *bus)
 
     def add_slots(
         self, paths: InstancePaths, spec: InstanceSpec, ranges: Sequence[tuple[int, int]]
@@ -556,9 +575,9 @@ def _check_node_id(node_id: str) -> None:
         raise BadRequest(f"{node_id!r} is not a Redis Cluster node id (40 hex digits)")
 
 
-def _check_port(port: int) -> None:
-    if not 1 <= port <= 65535 - CLUSTER_BUS_OFFSET:
-        raise BadRequest(f"port {port} is outside 1-{65535 - CLUSTER_BUS_OFFSET}")
+def _check_port(port: int, what: str = "port") -> None:
+    if not 1 <= port <= 65535:
+        raise BadRequest(f"{what} {port} is outside 1-65535")
 
 
 def _ip(host: str) -> str:

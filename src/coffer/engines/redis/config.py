@@ -19,8 +19,9 @@ Files of one instance (``paths`` is its ``InstancePaths``):
   the agent (root), mode 0600. ``configure`` renders it after ``server_settings`` and
   before the replication marker: ``cluster-enabled``, ``cluster-config-file`` (the
   node's identity and view, ``data/nodes.conf``), ``cluster-node-timeout``,
-  ``cluster-announce-ip``, ``masteruser``/``masterauth`` (what a replica authenticates
-  as to its master). The password is thus in ``redis.conf`` too.
+  ``cluster-port`` (the bus port, when the marker names one; Redis's default is the
+  client port + 10000), ``cluster-announce-ip``, ``masteruser``/``masterauth`` (what a
+  replica authenticates as to its master). The password is thus in ``redis.conf`` too.
 * ``root/coffer-admin.secret`` — the password of Coffer's admin ACL user; owned by the
   agent (root), mode 0600, never in the data directory, never logged.
 * ``data/users.acl`` — the ACL users (``aclfile``), kept by Redis's ``ACL SAVE``.
@@ -101,7 +102,8 @@ REPLICATION_FILE = "coffer-replication.json"
 CLUSTER_FILE = "coffer-cluster.json"
 #: ``cluster-config-file`` (under the data directory), written by Redis itself
 CLUSTER_NODES_FILE = "nodes.conf"
-#: the cluster bus listens on the client port plus this (Redis's default ``cluster-port``)
+#: without an explicit bus port, the cluster bus listens on the client port plus this
+#: (Redis's default ``cluster-port``)
 CLUSTER_BUS_OFFSET = 10000
 #: bounds of ``cluster-node-timeout`` Coffer accepts (milliseconds)
 CLUSTER_NODE_TIMEOUT_MS = (500, 600_000)
@@ -311,18 +313,26 @@ def replication_settings(marker: str) -> dict[str, SettingValue]:
 
 
 def cluster_marker(
-    *, user: str, password: str, node_timeout_ms: int, announce_ip: str | None
+    *,
+    user: str,
+    password: str,
+    node_timeout_ms: int,
+    announce_ip: str | None,
+    bus_port: int | None = None,
 ) -> str:
     """The cluster marker's text: a cluster node whose replicas authenticate to their
-    master as ``user`` with ``password``. ``BadRequest`` naming the problem (never the
-    password) for a timeout, address, account or password Redis could not take."""
+    master as ``user`` with ``password``, its bus on ``bus_port`` (None: client port +
+    10000). ``BadRequest`` naming the problem (never the password) for a timeout,
+    address, port, account or password Redis could not take."""
     _check_cluster(user, password, node_timeout_ms, announce_ip)
+    _check_bus_port(bus_port)
     marker = {
         "version": _MARKER_VERSION,
         "user": user,
         "password": password,
         "node_timeout_ms": node_timeout_ms,
         "announce_ip": None if announce_ip is None else str(ipaddress.ip_address(announce_ip)),
+        "bus_port": bus_port,
     }
     return json.dumps(marker) + "\n"
 
@@ -340,6 +350,8 @@ def cluster_settings(marker: str, paths: InstancePaths) -> dict[str, SettingValu
         timeout = int(parsed["node_timeout_ms"])
         announce = parsed["announce_ip"]
         _check_cluster(user, password, timeout, None if announce is None else str(announce))
+        bus_port = parsed.get("bus_port")  # absent from markers written before it existed
+        _check_bus_port(bus_port)
     except (KeyError, TypeError, ValueError, BadRequest):
         raise EngineError(
             f"the cluster marker {CLUSTER_FILE} is damaged; enable the cluster again"
@@ -354,9 +366,16 @@ def cluster_settings(marker: str, paths: InstancePaths) -> dict[str, SettingValu
         "masteruser": user,
         "masterauth": password,
     }
+    if bus_port is not None:
+        settings["cluster-port"] = int(bus_port)
     if announce is not None:
         settings["cluster-announce-ip"] = str(announce)
     return settings
+
+
+def _check_bus_port(port: object) -> None:
+    if port is not None and (type(port) is not int or not 1 <= port <= 65535):
+        raise BadRequest(f"cluster bus port {port!r} is outside 1-65535")
 
 
 def _check_cluster(user: str, password: str, node_timeout_ms: int, announce_ip: str | None) -> None:
