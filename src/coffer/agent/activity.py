@@ -2,9 +2,12 @@
 counters (``engines.base.Stats``) read every heartbeat interval but at most every
 ``MIN_PERIOD_S`` (each reading opens a session), turned into rates between two readings.
 
-``Rates`` is the pure part: readings in, ``EngineActivity`` out. ``ActivityWatch`` is the
-agent's runnable that takes the readings, on a small thread pool of its own so that a
-slow engine never holds up a command or another reading.
+Each round also reads every instance's cgroup (``ResourceLimits.usage``): its memory,
+and its CPU time turned into a percentage of one CPU between two rounds.
+
+``Rates`` and ``CpuPercent`` are the pure parts: readings in, figures out.
+``ActivityWatch`` is the agent's runnable that takes the readings, on a small thread pool
+of its own so that a slow engine never holds up a command or another reading.
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from coffer.agent.cgroup_usage import GroupUsage
 from coffer.agent.executor import Executor
 from coffer.agent.store import InstanceStore
 from coffer.contracts.agent_v1 import EngineActivity
-from coffer.contracts.engine import ActivityKind
+from coffer.contracts.engine import ActivityKind, InstanceSpec
 from coffer.domain.states import ServiceStatus
 from coffer.engines.base import EngineCounters
 from coffer.errors import CofferError
 
-__all__ = ["MIN_PERIOD_S", "ActivityWatch", "Rates"]
+__all__ = ["MIN_PERIOD_S", "ActivityWatch", "CpuPercent", "Rates"]
 
 log = logging.getLogger("coffer.agent.activity")
 
@@ -86,6 +90,35 @@ class Rates:
             del self._last[iid]
 
 
+class CpuPercent:
+    """Turns each instance's successive cumulative CPU times into percent of one CPU.
+
+    Not thread-safe: one caller (the watch's loop) feeds it.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, float]] = {}
+
+    def observe(self, instance_id: str, cpu_usec: int | None, at: float) -> float | None:
+        """CPU used since the previous reading at monotonic time ``at``, in percent of one
+        CPU; None for a first reading, a missing one, when the counter went back (a new
+        group) or no time passed."""
+        if cpu_usec is None:
+            self._last.pop(instance_id, None)
+            return None
+        before = self._last.get(instance_id)
+        self._last[instance_id] = (cpu_usec, at)
+        if before is None or at <= before[1] or cpu_usec < before[0]:
+            return None
+        return (cpu_usec - before[0]) / ((at - before[1]) * 1e6) * 100.0
+
+    def forget(self, live: Iterable[str]) -> None:
+        """Drop what is kept of instances not in ``live``."""
+        keep = set(live)
+        for iid in set(self._last) - keep:
+            del self._last[iid]
+
+
 class ActivityWatch:
     """Reads every instance's counters each ``interval()`` seconds (``MIN_PERIOD_S`` at
     least); ``current`` holds the latest ``EngineActivity`` per instance for the next
@@ -98,6 +131,7 @@ class ActivityWatch:
         self._store = store
         self._interval = interval
         self._rates = Rates()
+        self._cpu = CpuPercent()
         self.current: dict[str, EngineActivity] = {}
 
     async def run(self) -> None:
@@ -111,26 +145,47 @@ class ActivityWatch:
             pool.shutdown(wait=False, cancel_futures=True)
 
     async def _round(self, pool: ThreadPoolExecutor) -> None:
-        loop = asyncio.get_running_loop()
         supervisors = dict(self._executor.supervisors)
         self._rates.forget(supervisors)
+        self._cpu.forget(supervisors)
         for iid in set(self.current) - set(supervisors):
             del self.current[iid]
         for iid, sup in supervisors.items():
-            stats = self._executor.engine(sup.spec.engine).stats
-            if sup.status not in _READ_STATES:
-                self.current[iid] = self._rates.down(iid)
-            elif stats is None:
-                self.current[iid] = EngineActivity(up=sup.status == ServiceStatus.HEALTHY)
-            else:
-                paths = self._store.paths(iid)
-                try:
-                    counters = await loop.run_in_executor(pool, stats.counters, paths, sup.spec)
-                except (OSError, CofferError) as exc:
-                    log.debug("activity counters of %s unreadable: %s", iid, exc)
-                    self.current[iid] = self._rates.down(iid)
-                except Exception:  # a metric must never take the agent down
-                    log.exception("reading the activity counters of %s failed", iid)
-                    self.current[iid] = self._rates.down(iid)
-                else:
-                    self.current[iid] = self._rates.observe(iid, counters, time.monotonic())
+            activity = await self._engine_activity(pool, iid, sup.status, sup.spec)
+            self.current[iid] = await self._with_usage(pool, iid, activity)
+
+    async def _engine_activity(
+        self, pool: ThreadPoolExecutor, iid: str, status: ServiceStatus, spec: InstanceSpec
+    ) -> EngineActivity:
+        """What the engine's counters say (not up unless it answered)."""
+        stats = self._executor.engine(spec.engine).stats
+        if status not in _READ_STATES:
+            return self._rates.down(iid)
+        if stats is None:
+            return EngineActivity(up=status == ServiceStatus.HEALTHY)
+        loop = asyncio.get_running_loop()
+        paths = self._store.paths(iid)
+        try:
+            counters = await loop.run_in_executor(pool, stats.counters, paths, spec)
+        except (OSError, CofferError) as exc:
+            log.debug("activity counters of %s unreadable: %s", iid, exc)
+            return self._rates.down(iid)
+        except Exception:  # a metric must never take the agent down
+            log.exception("reading the activity counters of %s failed", iid)
+            return self._rates.down(iid)
+        return self._rates.observe(iid, counters, time.monotonic())
+
+    async def _with_usage(
+        self, pool: ThreadPoolExecutor, iid: str, activity: EngineActivity
+    ) -> EngineActivity:
+        """``activity`` with the CPU and memory of the instance's cgroup, when it has one."""
+        loop = asyncio.get_running_loop()
+        usage: GroupUsage | None
+        try:
+            usage = await loop.run_in_executor(pool, self._executor.limits.usage, iid)
+        except Exception:  # a metric must never take the agent down
+            log.exception("reading the cgroup usage of %s failed", iid)
+            usage = None
+        cpu = self._cpu.observe(iid, usage.cpu_usec if usage else None, time.monotonic())
+        memory = usage.memory_bytes if usage else None
+        return activity.model_copy(update={"cpu_percent": cpu, "memory_bytes": memory})

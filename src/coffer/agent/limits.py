@@ -9,6 +9,10 @@
 The engine is launched through ``launch_in_groups``: a shell joins the groups as root,
 drops to the instance's account and execs the engine, so no process of it ever runs
 outside its limits. ``detect`` says which mode is active.
+
+The same groups tell what the instance uses (``usage``): CPU time so far and memory now,
+read with ``agent.cgroup_usage``. On v1 the CPU time is in the ``cpuacct`` hierarchy, so
+instances join a ``cpuacct`` group too when that hierarchy is mounted.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from coffer.agent.cgroup_usage import GroupUsage, read_v1_usage, read_v2_usage
 from coffer.contracts.engine import InstanceSpec
 
 log = logging.getLogger("coffer.agent.limits")
@@ -41,6 +46,12 @@ class ResourceLimits(Protocol):
     def remove(self, instance_id: str) -> None:
         """Delete the instance's groups (its processes must be gone). Idempotent."""
 
+    def usage(self, instance_id: str) -> GroupUsage | None:
+        """What the instance's group has used (blocks briefly: reads a few kernel files);
+        None when it has no group (no limits, not started) or the kernel does not tell.
+        Never raises for a missing or unreadable group."""
+        ...
+
 
 def pids_limit(ram_mb: int) -> int:
     return max(_PIDS_MIN, ram_mb * _PIDS_PER_GB // 1024)
@@ -55,6 +66,9 @@ class NoLimits:
     def remove(self, instance_id: str) -> None:
         return None
 
+    def usage(self, instance_id: str) -> GroupUsage | None:
+        return None
+
 
 class CgroupV1Limits:
     mode = "cgroup v1 (memory, cpu, pids)"
@@ -63,7 +77,10 @@ class CgroupV1Limits:
         self._root = root
 
     def _groups(self, instance_id: str) -> dict[str, Path]:
-        return {c: self._root / c / "coffer" / instance_id for c in ("memory", "cpu", "pids")}
+        groups = {c: self._root / c / "coffer" / instance_id for c in ("memory", "cpu", "pids")}
+        if (self._root / "cpuacct" / "cgroup.procs").exists():  # accounting only, optional
+            groups["cpuacct"] = self._root / "cpuacct" / "coffer" / instance_id
+        return groups
 
     def apply(self, spec: InstanceSpec) -> list[str]:
         groups = self._groups(spec.instance_id)
@@ -79,6 +96,10 @@ class CgroupV1Limits:
         for group in self._groups(instance_id).values():
             with contextlib.suppress(FileNotFoundError):
                 group.rmdir()
+
+    def usage(self, instance_id: str) -> GroupUsage | None:
+        groups = self._groups(instance_id)
+        return read_v1_usage(memory=groups["memory"], cpuacct=groups.get("cpuacct"))
 
 
 class CgroupV2Limits:
@@ -104,6 +125,9 @@ class CgroupV2Limits:
     def remove(self, instance_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._group(instance_id).rmdir()
+
+    def usage(self, instance_id: str) -> GroupUsage | None:
+        return read_v2_usage(self._group(instance_id))
 
 
 def detect(forced: str = "auto", root: Path = _ROOT) -> ResourceLimits:

@@ -94,7 +94,8 @@ class CommandResult(BaseModel):
 
 
 class EngineActivity(BaseModel):
-    """What the agent read of a running engine's activity, for ``/metrics``."""
+    """What the agent read of a running engine's activity, and what the instance's cgroup
+    says it uses, for ``/metrics`` and the metrics history."""
 
     #: the engine answered the reading (an instance that is not running is not up)
     up: bool
@@ -105,6 +106,12 @@ class EngineActivity(BaseModel):
     #: operations per second between the agent's last two readings; None after the
     #: first one, or when the engine restarted in between (its counters went back)
     rate_per_s: float | None = Field(default=None, ge=0)
+    #: CPU used between the agent's last two readings of the instance's cgroup, in percent
+    #: of one CPU (200 = two CPUs busy); None without a cgroup or after the first reading
+    cpu_percent: float | None = Field(default=None, ge=0)
+    #: memory the instance's cgroup uses now (working set: page cache it may drop at once
+    #: not counted), bytes; None without a cgroup
+    memory_bytes: int | None = Field(default=None, ge=0)
 
 
 class InstanceObservation(BaseModel):

@@ -3,7 +3,9 @@
 Per-instance families are labelled ``instance_id``, ``instance`` (its name),
 ``project_id`` and ``datastore``; per-host families ``host_id`` and ``host`` (its name).
 An instance's activity counts only while fresh (received within ``stale_after_s``): an
-instance whose agent has gone quiet is shown down, with no connections or rate.
+instance whose agent has gone quiet is shown down, with no connections, rate, CPU or
+memory. CPU and memory come from the instance's cgroup, so they are shown for a fresh
+reading even when the engine did not answer.
 """
 
 from __future__ import annotations
@@ -71,6 +73,17 @@ def instance_families(
         kind: GaugeMetricFamily(name, text, labels=_INSTANCE_LABELS)
         for kind, (name, text) in RATE_FAMILIES.items()
     }
+    cpu = GaugeMetricFamily(
+        "coffer_instance_cpu_percent",
+        "CPU used by the instance's processes between the agent's last two readings of its "
+        "cgroup, in percent of one CPU.",
+        labels=_INSTANCE_LABELS,
+    )
+    memory = GaugeMetricFamily(
+        "coffer_instance_memory_bytes",
+        "Memory the instance's cgroup uses (working set), as its agent last read it.",
+        labels=_INSTANCE_LABELS,
+    )
     lag = GaugeMetricFamily(
         "coffer_instance_replication_lag_seconds",
         "How far a replica trails its source, as its agent last reported.",
@@ -102,6 +115,10 @@ def instance_families(
                 connections.add_metric(labels, float(seen.connections))
             if seen.kind is not None and seen.rate_per_s is not None:
                 rates[seen.kind].add_metric(labels, seen.rate_per_s)
+        if seen is not None and seen.cpu_percent is not None:
+            cpu.add_metric(labels, seen.cpu_percent)
+        if seen is not None and seen.memory_bytes is not None:
+            memory.add_metric(labels, float(seen.memory_bytes))
         if row.lag_s is not None:
             lag.add_metric(labels, row.lag_s)
         if row.volume_used_bytes is not None:
@@ -110,7 +127,7 @@ def instance_families(
         completed = snapshot.last_backup.get(row.id)
         if completed is not None:
             backup_age.add_metric(labels, max(now - _epoch(completed), 0.0))
-    return [up, connections, *rates.values(), lag, used, size, backup_age]
+    return [up, connections, *rates.values(), cpu, memory, lag, used, size, backup_age]
 
 
 def host_families(snapshot: Snapshot, heartbeats: Mapping[str, int], *, now: float) -> list[Metric]:
