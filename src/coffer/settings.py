@@ -62,6 +62,10 @@ class ServerSettings(BaseSettings):
     verify_backups: bool = True
     #: lifetime of a token issued by a password login (``POST /v3/auth/tokens``)
     keystone_token_ttl_s: float = Field(default=3600.0, gt=0)
+    #: metrics history: keep one sample per instance at most this often (seconds)
+    metrics_sample_interval_s: float = Field(default=15.0, gt=0)
+    #: metrics history: samples older than this are pruned (seconds; default one day)
+    metrics_retention_s: float = Field(default=86400.0, gt=0)
 
     @property
     def store_config(self) -> StoreConfig:

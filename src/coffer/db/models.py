@@ -336,3 +336,30 @@ class Event(Base):
     #: an HTTP status for requests; "started", "done" or "failed" for the system's own
     outcome: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class MetricSample(Base):
+    """One moment of an instance's metrics history (Coffer extension): what its agent
+    reported, kept at most every ``metrics_sample_interval_s`` per instance and pruned
+    after ``metrics_retention_s``. Removed with the instance."""
+
+    __tablename__ = "metric_samples"
+    __table_args__ = (Index("ix_metric_samples_instance_at", "instance_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: not a foreign key: samples go with the instance's deletion (``metric_history``)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    #: when the server received it, naive UTC
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    #: the engine answered the agent's last reading
+    up: Mapped[bool] = mapped_column(Boolean)
+    connections: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: what ``rate_per_s`` counts: transactions, queries or commands
+    rate_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    rate_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: percent of one CPU
+    cpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    volume_used_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    volume_size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: a replica's lag behind its source, seconds
+    replication_lag_s: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coffer.security import Sealer
 from coffer.services.metrics.recorder import Metrics
+from coffer.services.sample_gate import SampleGate
 from coffer.settings import ServerSettings
 
 
@@ -62,3 +63,5 @@ class Runtime:
     wakeup: Wakeup = field(default_factory=Wakeup)
     #: this server's figures for ``/metrics``
     metrics: Metrics = field(default_factory=Metrics)
+    #: when this server next keeps a metrics history sample (``services.metric_history``)
+    samples: SampleGate = field(default_factory=SampleGate)

@@ -20,7 +20,7 @@ from coffer.db.models import Flavor, Instance
 from coffer.domain.parameters import needs_restart
 from coffer.domain.states import ServiceStatus, TaskStatus
 from coffer.errors import CofferError
-from coffer.services import events, placement, records
+from coffer.services import events, metric_history, placement, records
 from coffer.services.commands import CommandBus
 from coffer.workflows.runtime import current
 
@@ -180,6 +180,7 @@ def mark_deleted(instance_id: str, workflow_id: str) -> None:
             return
         task_event(s, instance_id, workflow_id, "done")
         placement.release_port(s, inst)
+        metric_history.forget(s, instance_id)
         inst.deleted = True
         inst.deleted_at = utcnow()
         inst.configuration_id = None
