@@ -142,6 +142,33 @@ def test_stale_or_down_activity_shows_the_instance_down_without_figures() -> Non
     assert named(samples, "coffer_instance_connections") == {}
 
 
+def test_cpu_and_memory_are_shown_while_fresh_even_when_the_engine_is_down() -> None:
+    metrics = Metrics(clock=lambda: NOW - 2)
+    busy = EngineActivity(
+        up=True, connections=1, kind="transactions", cpu_percent=37.5, memory_bytes=9_000_000
+    )
+    stopped = EngineActivity(up=False, cpu_percent=0.0, memory_bytes=4096)
+    first = EngineActivity(up=True, connections=0, kind="commands", memory_bytes=1)
+    metrics.heartbeat(
+        "h1",
+        _heartbeat(("i-pg", busy, 5), ("i-rep", stopped, 5), ("i-rd", first, 5)),
+        accepted=True,
+    )
+    samples = _render(metrics, Snapshot([PG, REPLICA, REDIS], HOSTS, {}))
+    assert named(samples, "coffer_instance_cpu_percent") == {
+        _label(PG): 37.5,
+        _label(REPLICA): 0.0,
+    }, "no CPU figure at the agent's first reading"
+    assert named(samples, "coffer_instance_memory_bytes") == {
+        _label(PG): 9_000_000.0,
+        _label(REPLICA): 4096.0,
+        _label(REDIS): 1.0,
+    }
+    stale = _render(metrics, Snapshot([PG], HOSTS, {}), now=NOW + 60)
+    assert named(stale, "coffer_instance_cpu_percent") == {}
+    assert named(stale, "coffer_instance_memory_bytes") == {}
+
+
 def test_a_stale_heartbeat_or_older_observation_never_replaces_activity() -> None:
     metrics = Metrics(clock=lambda: NOW)
     new = EngineActivity(up=True, connections=9, kind="transactions", rate_per_s=2.0)

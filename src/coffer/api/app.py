@@ -21,6 +21,7 @@ from coffer.api.routes import (
     clusters,
     configurations,
     events,
+    instance_metrics,
     instances,
     keystone,
     metrics,
@@ -90,6 +91,7 @@ def create_app(
         backups,
         admin_ops,
         events,
+        instance_metrics,
         mgmt,
         agent,
     ):
