@@ -687,6 +687,35 @@ class CofferClient:
             on_progress=on_progress,
         )
 
+    # ----------------------------------------------------------------------- metrics
+
+    def get_instance_metrics(
+        self,
+        instance_id: str,
+        *,
+        minutes: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        points: int | None = None,
+    ) -> JSONObject:
+        """The instance's metrics history (Coffer extension): the ``metrics`` object with
+        ``samples`` oldest first (``at``, ``up``, ``connections``, ``rate_per_s``,
+        ``cpu_percent``, ``memory_bytes``, ``volume_used_bytes``, ``volume_size_bytes``,
+        ``replication_lag_s``) and ``rate_kind``. The window: ``since`` (ISO 8601, UTC
+        unless it has an offset) or ``minutes`` back (server default: 60) to ``until``
+        (default now); ``points`` caps the number of points (longer series are averaged)."""
+        params: dict[str, str] = {}
+        for key, value in (
+            ("minutes", minutes),
+            ("since", since),
+            ("until", until),
+            ("points", points),
+        ):
+            if value is not None:
+                params[key] = str(value)
+        path = f"{_instance_path(instance_id)}/metrics"
+        return _object(self.request("GET", path, params=params), "metrics", path)
+
     # ----------------------------------------------------------------------- backups
 
     def list_backups(

@@ -24,6 +24,7 @@ from coffer.cli import (
     events,
     flavors,
     instances,
+    metrics,
     projects,
     quotas,
     root,
@@ -91,6 +92,7 @@ app.add_typer(datastores.app, name="datastore")
 app.add_typer(quotas.app, name="quota")
 app.command("limits")(quotas.limits)
 app.command("events")(events.events)
+app.command("metrics")(metrics.metrics)
 app.add_typer(projects.project_app, name="project")
 app.add_typer(projects.token_app, name="token")
 app.add_typer(stacks.app, name="stack")
