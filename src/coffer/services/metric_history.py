@@ -6,7 +6,10 @@ kept at a bounded rate, pruned after a retention, read back as a series for char
   ``services.sample_gate``), and
   now and then (``PRUNE_EVERY_S``) the deletion of samples older than
   ``metrics_retention_s``. Pruning rides on heartbeats: no service of its own.
-* ``forget`` — an instance's samples go in the transaction that marks it deleted.
+* ``forget`` — an instance's samples go in the transaction that marks it deleted,
+  after the mark: ``record`` locks the rows of the instances it samples (PostgreSQL; a
+  SQLite writer is alone anyway), so a sample is either committed before the deletion
+  (and deleted with the rest) or finds the instance deleted (and is not written).
 * ``history`` — the samples of one window of a live instance, thinned to a number of
   points (``domain.metric_series``).
 
@@ -88,11 +91,14 @@ def record(rt: Runtime, host_id: str, hb: Heartbeat) -> int:
     with rt.sessions.begin() as s:
         if due:
             rows = s.execute(
-                select(Instance.id, Instance.volume_gb, Instance.replication_json).where(
+                select(Instance.id, Instance.volume_gb, Instance.replication_json)
+                .where(
                     Instance.host_id == host_id,
                     Instance.deleted.is_(False),
                     Instance.id.in_(due),
                 )
+                .order_by(Instance.id)
+                .with_for_update()
             ).all()
             for row in rows:
                 s.add(
@@ -115,7 +121,8 @@ def prune(s: Session, before: datetime) -> None:
 
 
 def forget(s: Session, instance_id: str) -> None:
-    """Delete every sample of the instance, in ``s``'s transaction."""
+    """Delete every sample of the instance, in ``s``'s transaction; call after its
+    ``deleted`` mark is flushed (see the module's docstring)."""
     s.execute(delete(MetricSample).where(MetricSample.instance_id == instance_id))
 
 

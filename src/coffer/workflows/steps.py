@@ -180,13 +180,14 @@ def mark_deleted(instance_id: str, workflow_id: str) -> None:
             return
         task_event(s, instance_id, workflow_id, "done")
         placement.release_port(s, inst)
-        metric_history.forget(s, instance_id)
         inst.deleted = True
         inst.deleted_at = utcnow()
         inst.configuration_id = None
         inst.task_status = TaskStatus.NONE.value
         inst.task_workflow_id = None
         inst.service_status = ServiceStatus.DELETED.value
+        s.flush()  # the mark first: a metrics sample being written waits for it
+        metric_history.forget(s, instance_id)
 
 
 @DBOS.step()
