@@ -1,16 +1,16 @@
 // One instance: live status (polled every 2 s), its connection string, actions, and the
 // panels for users, databases, backups, point-in-time restore, configuration, replicas,
-// events and (later) metrics.
+// events, and charts of its metrics over time.
 
 import { api, ApiError, q } from "../api.js";
 import { errorBox, fill, h, progress, status, submitting, text } from "../dom.js";
 import { address, BUSY } from "./instances.js";
+import { metricsPanel } from "./metrics.js";
 import {
   backupsPanel,
   configurationPanel,
   databasesPanel,
   eventsPanel,
-  metricsPlaceholder,
   pitrPanel,
   replicasPanel,
   usersPanel,
@@ -55,13 +55,15 @@ export async function render(root, scope, [id]) {
   const configuration = configurationPanel(id);
   const replicas = replicasPanel(id);
   const events = eventsPanel(id);
+  const metrics = metricsPanel(id, scope);
   root.append(
     title,
     state,
     box,
     h("section", { class: "panel", id: "summary-panel" }, summary, actions(id, actionBox), actionBox),
+    metrics.el,
     h("div", { class: "grid" }, users.el, databases.el, backups.el, pitr.el, configuration.el, replicas.el),
-    h("div", { class: "grid" }, events.el, metricsPlaceholder()),
+    h("div", { class: "grid" }, events.el),
   );
 
   let wasActive = false;

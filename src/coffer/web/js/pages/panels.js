@@ -313,17 +313,3 @@ export function eventsPanel(id) {
   };
 }
 
-/** PLACEHOLDER: charts of the instance's metrics come with the metrics API. */
-export function metricsPlaceholder() {
-  return h(
-    "section",
-    { class: "panel placeholder", id: "metrics-placeholder" },
-    h("h2", {}, "Metrics (placeholder)"),
-    h(
-      "p",
-      {},
-      "Charts of connections, queries per second, CPU, memory and volume use will appear " +
-        "here once Coffer's metrics API exists. Nothing is charted yet: no data is made up.",
-    ),
-  );
-}
