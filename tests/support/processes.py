@@ -111,6 +111,8 @@ class CofferServer:
             COFFER_DATA_DIR=str(self.data_dir),
             COFFER_PORT_RANGE=self.env.get("COFFER_PORT_RANGE") or engine_port_range(),
             COFFER_HEARTBEAT_INTERVAL_S="0.5",
+            # a metrics history sample every second (15 s by default): charts fill quickly
+            COFFER_METRICS_SAMPLE_INTERVAL_S="1",
         )
         env.update(self.env)
         return env
