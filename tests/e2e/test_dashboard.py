@@ -227,7 +227,7 @@ def test_instance_life_in_the_browser(page: Page, shots: Shots, project: Credent
             expect(page.locator("#users")).to_contain_text("app")
             # Redis has no databases: the API's 501 message says so in place
             expect(page.locator("#databases-list-error")).to_be_visible()
-            expect(page.locator("#metrics-placeholder")).to_contain_text("no data is made up")
+            expect(page.locator("#metrics-panel")).to_be_visible()
             shots("active")
             with redis.Redis(
                 host=inst["ip"][0], port=inst["port"], username="app", password="app-secret-1"
@@ -294,6 +294,74 @@ def test_instance_life_in_the_browser(page: Page, shots: Shots, project: Credent
             for b in c.get("/backups").json()["backups"]:
                 c.delete(f"/backups/{b['id']}")
             wait_for(lambda: not c.get("/backups").json()["backups"], 120, "backups deleted")
+
+
+def _drawn(page: Page, chart: str) -> int:
+    """How many points the chart's SVG draws (0 while it has none)."""
+    value = page.locator(f"#{chart} svg").get_attribute("data-points")
+    return int(value or 0)
+
+
+def test_instance_page_charts_its_metrics(page: Page, shots: Shots, project: Credentials) -> None:
+    """Real Redis commands on an open session show up in the instance page's SVG charts
+    (connections, commands/s, CPU, memory, volume), which keep being redrawn."""
+    name = f"web-charts-{uuid.uuid4().hex[:6]}"
+    with project.client() as c:
+        try:
+            r = c.post(
+                "/instances",
+                json={
+                    "instance": {
+                        "name": name,
+                        "flavorRef": flavor_id(c, "tiny"),
+                        "volume": {"size": 1},
+                        "datastore": {"type": "redis", "version": "7.0"},
+                        "users": [{"name": "app", "password": "app-secret-1"}],
+                    }
+                },
+            )
+            assert r.status_code == 200, r.text
+            iid = r.json()["instance"]["id"]
+            log_in(page, project.token)
+            page.goto(f"/dashboard/#/instances/{iid}")
+            expect(status_of(page)).to_have_text("ACTIVE", timeout=SLOW)
+            expect(page.locator("#metrics-panel h2")).to_have_text("Metrics")
+            inst = c.get(f"/instances/{iid}").json()["instance"]
+            charts = ("chart-connections", "chart-rate", "chart-cpu", "chart-memory")
+            with redis.Redis(
+                host=inst["ip"][0], port=inst["port"], username="app", password="app-secret-1"
+            ) as db:
+
+                def drawn_everywhere() -> bool:
+                    for n in range(100):
+                        db.incr("visits", n)
+                    return all(_drawn(page, chart) >= 2 for chart in charts)
+
+                wait_for(drawn_everywhere, 120, "every chart drawn with points", 0.5)
+                first = _drawn(page, "chart-connections")
+                wait_for(
+                    lambda: _drawn(page, "chart-connections") > first,
+                    60,
+                    "the charts redrawn with newer samples",
+                    0.5,
+                )
+            expect(page.locator("#chart-rate figcaption")).to_contain_text("Commands/s")
+            expect(page.locator("#chart-cpu figcaption")).to_contain_text("CPU %")
+            assert _drawn(page, "chart-volume") >= 1
+            line = page.locator("#chart-memory svg path.line").get_attribute("d") or ""
+            assert line.startswith("M") and " L" in line, line
+            expect(page.locator("#chart-memory .chart-latest")).to_contain_text("MiB")
+            expect(page.locator("#chart-lag")).to_have_count(0)  # not a replica
+            expect(page.locator("#metrics-error")).to_be_hidden()
+            shots("charts-last-hour")
+
+            page.select_option("#metrics-window", "5")
+            expect(page.locator("#chart-connections .tick").first).to_be_visible()
+            wait_for(lambda: _drawn(page, "chart-memory") >= 2, 30, "the 5-minute window drawn")
+            expect(page.locator("#metrics-note")).to_contain_text("points")
+            shots("charts-5-minutes")
+        finally:
+            delete_instances(c, names=[name], timeout=180)
 
 
 def test_forms_show_the_api_messages_and_admin_view(

@@ -49,6 +49,13 @@ export function niceCeiling(max) {
   return 10 * power;
 }
 
+/** A round upper bound for a byte axis: 1, 2 or 5 × a power of 1024 (1 KiB, 2 MiB ...). */
+export function niceBytes(max) {
+  if (!(max > 0)) return 1024;
+  const unit = 1024 ** Math.max(0, Math.floor(Math.log(max) / Math.log(1024)));
+  return niceCeiling(max / unit) * unit;
+}
+
 /**
  * The path of a series: `M`/`L` commands through the points that have a value, a gap
  * (a new `M`) wherever a value is missing. Pure; `x` and `y` map time and value to
@@ -73,12 +80,13 @@ export function linePath(points, x, y) {
 /**
  * A chart as a <figure>: `spec` = {id, title, points: [[ms, value|null]], since, until
  * (ms), format(value) → text, ceiling (optional: a fixed top, drawn dashed, e.g. a
- * volume's size)}. The <svg> carries data-points (how many points are drawn).
+ * volume's size), nice (optional: max → the axis top; niceCeiling by default)}. The <svg> carries data-points (how many points are drawn).
  */
 export function lineChart(spec) {
   const { id, title, points, since, until, format } = spec;
   const values = points.map(([, v]) => v).filter((v) => v !== null && v !== undefined);
-  const top = spec.ceiling ? Math.max(spec.ceiling, ...values) : niceCeiling(Math.max(0, ...values));
+  const nice = spec.nice || niceCeiling;
+  const top = spec.ceiling ? Math.max(spec.ceiling, ...values) : nice(Math.max(0, ...values));
   const span = Math.max(until - since, 1);
   const x = (t) => PAD.left + ((t - since) / span) * (WIDTH - PAD.left - PAD.right);
   const y = (v) => HEIGHT - PAD.bottom - (v / top) * (HEIGHT - PAD.top - PAD.bottom);

@@ -2,10 +2,11 @@
 // redrawn every few seconds while the page is open.
 
 import { api, ApiError, q } from "../api.js";
-import { bytes, lineChart, number } from "../charts.js";
+import { bytes, lineChart, niceBytes, number } from "../charts.js";
 import { errorBox, fill, h, options, showError } from "../dom.js";
 
 const WINDOWS = [
+  ["5", "Last 5 minutes"],
   ["15", "Last 15 minutes"],
   ["60", "Last hour"],
   ["360", "Last 6 hours"],
@@ -38,7 +39,7 @@ function charts(data) {
       format: (v) => number(v, 1),
     }),
     lineChart({ ...common, id: "chart-cpu", title: "CPU % (of one CPU)", points: series(samples, "cpu_percent"), format: (v) => `${number(v, 1)}%` }),
-    lineChart({ ...common, id: "chart-memory", title: "Memory", points: series(samples, "memory_bytes"), format: bytes }),
+    lineChart({ ...common, id: "chart-memory", title: "Memory", points: series(samples, "memory_bytes"), format: bytes, nice: niceBytes }),
     lineChart({
       ...common,
       id: "chart-volume",
