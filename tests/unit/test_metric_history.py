@@ -260,6 +260,7 @@ def test_old_samples_are_pruned_and_an_instance_forgotten(runtime: Runtime) -> N
         ({"minutes": "5", "since": "2027-01-01T00:00:00"}, "either 'since' or 'minutes'"),
         ({"since": "2027-01-02T00:00:00", "until": "2027-01-01T00:00:00"}, "before 'until'"),
         ({"since": "2026-01-01T00:00:00", "until": "2027-01-01T00:00:00"}, "at most 31 days"),
+        ({"until": "0001-01-01T00:10:00"}, "outside the years"),
         ({"points": "0"}, "'points' must be between 1 and"),
         ({"points": "many"}, "points"),
     ],

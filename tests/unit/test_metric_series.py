@@ -84,6 +84,20 @@ def test_bad_windows_are_refused(
         resolve_window(since=since, until=until, minutes=minutes, now=NOW)
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (None, datetime(1, 1, 1, 0, 30)),
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), None),
+    ],
+)
+def test_windows_outside_the_calendar_are_refused(
+    since: datetime | None, until: datetime | None
+) -> None:
+    with pytest.raises(BadRequest, match="outside the years"):
+        resolve_window(since=since, until=until, minutes=None, now=NOW)
+
+
 def test_the_longest_window_is_allowed() -> None:
     w = resolve_window(since=NOW - MAX_SPAN, until=NOW, minutes=None, now=NOW)
     assert w.until - w.since == MAX_SPAN

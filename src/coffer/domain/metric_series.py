@@ -80,11 +80,14 @@ def resolve_window(
     limit = int(MAX_SPAN.total_seconds() // 60)
     if minutes is not None and not 1 <= minutes <= limit:
         raise BadRequest(f"'minutes' must be between 1 and {limit}.")
-    end = _naive_utc(until) if until is not None else now
-    if since is not None:
-        start = _naive_utc(since)
-    else:
-        start = end - timedelta(minutes=minutes if minutes is not None else DEFAULT_MINUTES)
+    try:
+        end = _naive_utc(until) if until is not None else now
+        if since is not None:
+            start = _naive_utc(since)
+        else:
+            start = end - timedelta(minutes=minutes if minutes is not None else DEFAULT_MINUTES)
+    except OverflowError:
+        raise BadRequest("The window reaches outside the years 1 to 9999.") from None
     if start >= end:
         raise BadRequest("'since' must be before 'until'.")
     if end - start > MAX_SPAN:
