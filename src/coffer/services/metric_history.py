@@ -3,9 +3,9 @@ kept at a bounded rate, pruned after a retention, read back as a series for char
 
 * ``record`` — after each accepted heartbeat: one sample per reported instance that is
   due one (``metrics_sample_interval_s`` since its last, per server:
-  ``services.sample_gate``), and
-  now and then (``PRUNE_EVERY_S``) the deletion of samples older than
-  ``metrics_retention_s``. Pruning rides on heartbeats: no service of its own.
+  ``services.sample_gate``), and now and then (``PRUNE_EVERY_S``) the deletion of
+  samples older than ``metrics_retention_s``. Pruning rides on heartbeats: no service
+  of its own.
 * ``forget`` — an instance's samples go in the transaction that marks it deleted,
   after the mark: ``record`` locks the rows of the instances it samples (PostgreSQL; a
   SQLite writer is alone anyway), so a sample is either committed before the deletion
