@@ -97,7 +97,7 @@ def check_refusals(c: httpx.Client, other: Credentials, iid: str) -> None:
     """Bad bodies and another project's token are refused, and nothing changes."""
     before = logs(c, iid)
     refused(c, iid, {"name": "slow_query", "enable": 1, "disable": 1}, 400)
-    refused(c, iid, {"name": "slow_query", "publish": 1, "discard": 1}, 400)
+    refused(c, iid, {"name": "slow_query", "enable": 1, "publish": 1}, 400)
     refused(c, iid, {"name": "slow_query", "enable": 2}, 400)
     refused(c, iid, {"name": "slow_query", "enable": "x"}, 400)
     refused(c, iid, {"name": "slow_query", "enable": True}, 400)

@@ -119,6 +119,8 @@ class _Log:
         if _rotated(source, published):
             self.discard()
             published = _Published()
+        if source.size <= published.size:
+            return  # nothing new (or no file yet)
         end = _last_line_end(source.path, published.size, source.size)
         if end <= published.size:
             return

@@ -1,9 +1,10 @@
 """Wire shapes of Trove's instance log routes (``{t}/instances/{id}/log``), shared by the
 API (request validation, OpenAPI) and the client.
 
-The request is Trove's ``guest_log`` schema: a log ``name`` and at most one of the
-actions ``enable``, ``disable``, ``publish``, ``discard`` set to the integer 1 (0 or an
-absent key: not asked). Only the name means "show". Unknown keys are refused.
+The request is Trove's ``guest_log`` schema: a log ``name`` and one of the actions
+``enable``, ``disable``, ``publish``, ``discard`` set to the integer 1 (0 or an absent
+key: not asked), or ``discard`` with ``publish`` (discard, then publish anew). Only the
+name means "show". Unknown keys are refused.
 """
 
 from __future__ import annotations

@@ -75,11 +75,13 @@ class LogDef:
 _ACTIONS = (LogAction.ENABLE, LogAction.DISABLE, LogAction.PUBLISH, LogAction.DISCARD)
 
 
-def parse_action(flags: dict[str, int | None]) -> LogAction:
-    """The one action a request's 0/1 ``flags`` ask for (``{"enable": 1}``...); none set
-    to 1 means ``show``. Raises ``ValueError`` naming the problem when two are set to 1
-    (Trove refuses enable with disable; Coffer refuses every pair: the order in which
-    they would run is not obvious) or a value is not 0 or 1."""
+def parse_action(flags: dict[str, int | None]) -> tuple[LogAction, ...]:
+    """The actions a request's 0/1 ``flags`` ask for (``{"enable": 1}``...), in the order
+    they run; none set to 1 means ``(show,)``. One action at most, except ``discard``
+    with ``publish`` (discard what was published, then publish the log anew: what
+    ``openstack database log set --discard --publish`` sends). Raises ``ValueError``
+    naming the problem for any other pair (Trove refuses enable with disable) or a value
+    that is not 0 or 1."""
     chosen: list[LogAction] = []
     for action in _ACTIONS:
         value = flags.get(action.value)
@@ -88,10 +90,14 @@ def parse_action(flags: dict[str, int | None]) -> LogAction:
         if value != 1 or isinstance(value, bool):
             raise ValueError(f"{action.value} must be 0 or 1, not {value!r}")
         chosen.append(action)
-    if len(chosen) > 1:
+    if not chosen:
+        return (LogAction.SHOW,)
+    if len(chosen) > 1 and set(chosen) != {LogAction.DISCARD, LogAction.PUBLISH}:
         names = " and ".join(a.value for a in chosen)
-        raise ValueError(f"a request may ask for one action only, not {names}")
-    return chosen[0] if chosen else LogAction.SHOW
+        raise ValueError(
+            f"{names} cannot be asked together: ask for one action (or discard with publish)"
+        )
+    return tuple(sorted(chosen, key=lambda a: a is LogAction.PUBLISH))
 
 
 def find_log(defs: tuple[LogDef, ...], name: str, datastore: str) -> LogDef:

@@ -59,9 +59,10 @@ async def list_logs(rt: Runtime, project_id: str | None, instance_id: str) -> li
 async def act(
     rt: Runtime, project_id: str | None, instance_id: str, body: GuestLogAction
 ) -> dict[str, Any]:
-    """Carry out the one action ``body`` asks for on one log; return its view after."""
+    """Carry out what ``body`` asks for on one log (one action, or discard then
+    publish); return its view after."""
     try:
-        action = parse_action(body.model_dump(exclude={"name"}))
+        actions = parse_action(body.model_dump(exclude={"name"}))
     except ValueError as exc:
         raise BadRequest(f"Validation error: {exc}") from None
     with rt.sessions() as s:
@@ -72,21 +73,24 @@ async def act(
         except KeyError as exc:
             raise NotFound(str(exc.args[0])) from None
         _ready(rec)
-        if action in (LogAction.ENABLE, LogAction.DISABLE) and d.type is LogType.SYS:
+        (first, *_) = actions
+        if first in (LogAction.ENABLE, LogAction.DISABLE) and d.type is LogType.SYS:
             raise BadRequest(
                 f"log {d.name!r} is a SYS log: it is always on and cannot be "
-                f"{action.value}d; USER logs can"
+                f"{first.value}d; USER logs can"
             )
-    if action in (LogAction.ENABLE, LogAction.DISABLE):
-        await _switch(rt, rec, d.name, on=action is LogAction.ENABLE)
-        action = LogAction.SHOW
+    if first in (LogAction.ENABLE, LogAction.DISABLE):
+        await _switch(rt, rec, d.name, on=first is LogAction.ENABLE)
+        actions = (LogAction.SHOW,)
     with rt.sessions() as s:
         rec = records.load(s, instance_id, project_id)
-        job = _job(rt, s, rec, (d,), action)
-    timeout = rt.settings.admin_call_timeout_s
-    if action is LogAction.PUBLISH:
-        timeout = rt.settings.action_timeout_s
-    (view,) = await _send(rt, rec, job, timeout)
+        jobs = [_job(rt, s, rec, (d,), action) for action in actions]
+    view: dict[str, Any] = {}
+    for action, job in zip(actions, jobs, strict=True):
+        timeout = rt.settings.admin_call_timeout_s
+        if action is LogAction.PUBLISH:
+            timeout = rt.settings.action_timeout_s
+        (view,) = await _send(rt, rec, job, timeout)
     return view
 
 
