@@ -1,6 +1,7 @@
-"""Instance logs (Trove's ``instances/{id}/log``) through the REST API, against real
-engines: switch the slow query log, run slow statements, publish them to the backup
-store and read them back from the store's directory; refused requests change nothing."""
+"""Instance logs (Trove's ``instances/{id}/log``) through the REST API, the ``openstack
+database log`` CLI and ``coffer log``, against real engines: switch the slow query log,
+run slow statements, publish them to the backup store and read them back from the
+store's directory; refused requests change nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import psycopg
 import pymysql
 import pytest
 
+from tests.e2e.test_openstack_cli import Cli
 from tests.support.api import create_body, delete_instances, fault, wait_instance
 from tests.support.processes import CofferServer, Credentials
 
@@ -236,5 +238,67 @@ def test_mariadb_slow_query_and_general_logs(
             assert shown == shown | {"published": 0, "status": "Disabled", "prefix": "None"}
             assert not (server.data_dir / "backups" / general["prefix"]).exists()
             assert logs(c, iid)["slow_query"]["published"] == slow["published"]
+        finally:
+            delete_instances(c, ids=[iid])
+
+
+def test_openstack_and_coffer_clients(server: CofferServer, admin: Credentials) -> None:
+    """``openstack database log list/set/show`` (python-troveclient) and ``coffer log``."""
+    osc = Cli(admin)
+    with admin.client() as c:
+        iid = c.post("/instances", json=create_body("logs-cli")).json()["instance"]["id"]
+        try:
+            inst = wait_instance(c, iid)
+            listed = osc.json("database", "log", "list", "logs-cli")
+            assert {row["Name"]: row["Type"] for row in listed} == {
+                "error": "SYS",
+                "slow_query": "USER",
+            }
+            shown = dict(osc.json("database", "log", "set", "logs-cli", "slow_query", "--enable"))
+            assert shown["type"] == "USER" and shown["status"] != "Disabled"
+            with pg(inst) as conn:
+                conn.execute("SELECT pg_sleep(1.2), 'slow-marker-osc'")
+            end = time.monotonic() + 30
+            while "slow-marker-osc" not in (
+                published_text(server, shown) if shown["published"] else ""
+            ):
+                assert time.monotonic() < end, shown
+                time.sleep(0.3)
+                shown = dict(
+                    osc.json("database", "log", "set", "logs-cli", "slow_query", "--publish")
+                )
+            shown = dict(osc.json("database", "log", "show", "logs-cli", "slow_query"))
+            assert shown["status"] == "Published" and shown["published"] > 0
+            again = dict(
+                osc.json(
+                    "database", "log", "set", "logs-cli", "slow_query", "--discard", "--publish"
+                )
+            )
+            assert 0 < again["published"] <= shown["published"] + 4096
+            error = osc.fails(
+                "database", "log", "set", "logs-cli", "slow_query", "--enable", "--disable"
+            )
+            assert "enable and disable" in error
+
+            out = json.loads(server.cli("log", "list", "logs-cli", "--json", creds=admin).stdout)
+            assert {log["name"] for log in out["logs"]} == {"error", "slow_query"}
+            table = server.cli("log", "list", "logs-cli", creds=admin).stdout
+            assert "slow_query" in table and "USER" in table
+            off = json.loads(
+                server.cli("log", "disable", "logs-cli", "slow_query", "--json", creds=admin).stdout
+            )
+            assert off["log"]["status"] == "Disabled"
+            published = json.loads(
+                server.cli("log", "publish", "logs-cli", "error", "--json", creds=admin).stdout
+            )["log"]
+            assert published["published"] > 0
+            shown_text = server.cli("log", "show", "logs-cli", "error", creds=admin).stdout
+            assert "Published" in shown_text or "Partial" in shown_text
+            gone = json.loads(
+                server.cli("log", "discard", "logs-cli", "error", "--json", creds=admin).stdout
+            )["log"]
+            assert gone["published"] == 0
+            bad = server.cli("log", "show", "logs-cli", "audit", check=False, creds=admin)
+            assert bad.returncode != 0 and "slow_query" in bad.stderr
         finally:
             delete_instances(c, ids=[iid])
