@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pymysql
 import pytest
+import redis
 
 from tests.e2e.test_openstack_cli import Cli
 from tests.support.api import create_body, delete_instances, fault, wait_instance
@@ -300,5 +301,51 @@ def test_openstack_and_coffer_clients(server: CofferServer, admin: Credentials) 
             assert gone["published"] == 0
             bad = server.cli("log", "show", "logs-cli", "audit", check=False, creds=admin)
             assert bad.returncode != 0 and "slow_query" in bad.stderr
+        finally:
+            delete_instances(c, ids=[iid])
+
+
+#: a script that runs well past Redis's 10 ms slow log threshold (the marker is in it)
+BUSY_SCRIPT = "local i = 0 while i < 3000000 do i = i + 1 end return '{marker}'"
+
+
+def test_redis_slow_log(server: CofferServer, admin: Credentials, other: Credentials) -> None:
+    with admin.client() as c:
+        body = create_body("logs-redis", datastore={"type": "redis", "version": "7.0"})
+        body["instance"].pop("databases")
+        body["instance"]["users"] = [{"name": "app", "password": PASSWORD}]
+        iid = c.post("/instances", json=body).json()["instance"]["id"]
+        try:
+            inst = wait_instance(c, iid)
+            listed = logs(c, iid)
+            assert {n: v["type"] for n, v in listed.items()} == {
+                "error": "SYS",
+                "slow_query": "USER",
+            }
+            assert listed["slow_query"]["status"] == "Disabled"
+            check_refusals(c, other, iid)
+
+            act(c, iid, "slow_query", enable=1)
+            kv = redis.Redis(
+                host=inst["ip"][0], port=inst["port"], username="app", password=PASSWORD
+            )
+            with kv:
+                assert kv.eval(BUSY_SCRIPT.format(marker="slow-marker-r1"), 0) == b"slow-marker-r1"
+            first = wait_published(c, iid, "slow_query", "slow-marker-r1", server)
+            assert "duration_us=" in published_text(server, first)
+            assert PASSWORD not in published_text(server, first)
+
+            inst = restart(c, iid)
+            with redis.Redis(
+                host=inst["ip"][0], port=inst["port"], username="app", password=PASSWORD
+            ) as kv:
+                kv.eval(BUSY_SCRIPT.format(marker="slow-marker-r2"), 0)
+            second = wait_published(c, iid, "slow_query", "slow-marker-r2", server)
+            assert second["published"] > first["published"]
+            assert published_text(server, second).count("slow-marker-r1") == 1, "no repeats"
+
+            assert act(c, iid, "slow_query", disable=1)["status"] == "Disabled"
+            assert act(c, iid, "slow_query", discard=1)["published"] == 0
+            assert not (server.data_dir / "backups" / second["prefix"]).exists()
         finally:
             delete_instances(c, ids=[iid])

@@ -27,6 +27,8 @@ from coffer.domain.guest_logs import (
 from coffer.engines.base import InstancePaths
 from coffer.engines.mariadb.guestlogs import log_defaults, log_switches
 from coffer.engines.postgresql.guestlogs import log_settings
+from coffer.engines.redis.guestlogs import log_settings as redis_log_settings
+from coffer.engines.redis.guestlogs import render_entry
 from coffer.storage import StoreConfig
 
 A = LogAction
@@ -228,3 +230,20 @@ def test_a_disabled_user_log_shows_disabled(tmp_path: Path) -> None:
     host.write("LOG:  duration: 1200 ms  statement: SELECT 1\n")
     assert host.op("show", "slow_query")["status"] == "Disabled"
     assert host.op("show", "slow_query", logs=("slow_query",))["status"] == "Ready"
+
+
+def test_redis_slow_log_lines_and_settings() -> None:
+    entry = {
+        "id": 7,
+        "start_time": 1764150000,
+        "duration": 25000,
+        "command": "EVAL 'return \"a\nb\"' 0",
+        "client_address": "127.0.0.1:5000",
+        "client_name": "",
+    }
+    line = render_entry(entry)
+    assert line.startswith("2025-11-26T09:40:00Z id=7 duration_us=25000 client=127.0.0.1:5000")
+    assert line.endswith("command: EVAL 'return \"a\\nb\"' 0\n") and line.count("\n") == 1
+    redis_spec = spec("redis", ("slow_query",)).model_copy(update={"version": "7.0"})
+    assert redis_log_settings(redis_spec) == {"slowlog-log-slower-than": 10000}
+    assert redis_log_settings(spec("redis")) == {}
