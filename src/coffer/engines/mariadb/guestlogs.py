@@ -7,9 +7,11 @@ says) with ``long_query_time`` at ``SLOW_QUERY_S`` unless the group sets it; swi
 off, the group's ``slow_query_log`` (default off) stands. ``general`` is Coffer's alone
 (configuration groups may not name ``general_log``). Both apply live (``SET GLOBAL``).
 
-Passwords: Coffer sends account passwords as hashes (``statements``), so the general
-and slow logs show no password Coffer sent; statements a tenant sends with a clear-text
-password (``IDENTIFIED BY '...'``) are written as sent — MariaDB does not mask them.
+Passwords: Coffer's sessions are outside both logs (``connection``: ``sql_log_off``
+and a year-long ``long_query_time``, so not even ``CHANGE MASTER ... MASTER_PASSWORD``
+of a replica is written) and send account passwords as hashes (``statements``).
+Statements a tenant sends with a clear-text password (``IDENTIFIED BY '...'``) are
+written to the general log as sent: MariaDB does not mask them.
 """
 
 from __future__ import annotations

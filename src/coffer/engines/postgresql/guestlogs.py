@@ -7,9 +7,12 @@ PostgreSQL writes both to one place: its stderr, which the agent sends to
 (``log_min_duration_statement``: a configuration group's value if it sets one of 0 or
 more, else ``SLOW_QUERY_MS``). Disabled, the configuration group's value (if any) stands.
 
-``log_statement`` stays at PostgreSQL's default (``none``) unless a configuration group
-sets it; Coffer's own statements carry no clear-text password (``admin``: SCRAM
-verifiers computed client-side), so neither log holds one Coffer sent.
+Passwords: Coffer's own statements carry no clear-text password (``admin`` sends SCRAM
+verifiers computed client-side) and its sessions log no statement whatever the
+settings (``connection``), so neither log holds one Coffer sent. ``log_statement``
+stays ``none`` unless a configuration group sets it; a tenant's own ``ALTER ROLE ...
+PASSWORD '<clear text>'`` is written to the log if it is slow or a group logs
+statements, as PostgreSQL writes what it receives.
 """
 
 from __future__ import annotations
