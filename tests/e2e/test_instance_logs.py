@@ -353,3 +353,27 @@ def test_redis_slow_log(server: CofferServer, admin: Credentials, other: Credent
             assert not (server.data_dir / "backups" / second["prefix"]).exists()
         finally:
             delete_instances(c, ids=[iid])
+
+
+def test_openapi_describes_the_log_routes(server: CofferServer) -> None:
+    schema = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    route = schema["paths"]["/v1.0/{project_id}/instances/{instance_id}/log"]
+    listed = route["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["$ref"].endswith("/GuestLogList")
+    posted = route["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert posted["$ref"].endswith("/GuestLogAction")
+    reply = route["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert reply["$ref"].endswith("/GuestLogReply")
+    view = schema["components"]["schemas"]["GuestLogView"]
+    assert set(view["required"]) == {
+        "name",
+        "type",
+        "status",
+        "published",
+        "pending",
+        "container",
+        "prefix",
+        "metafile",
+    }
+    action = schema["components"]["schemas"]["GuestLogAction"]
+    assert action["additionalProperties"] is False and action["required"] == ["name"]
