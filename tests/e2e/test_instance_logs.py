@@ -140,6 +140,9 @@ def test_postgresql_slow_query_log(
     with admin.client() as c:
         iid = c.post("/instances", json=create_body("logs-pg")).json()["instance"]["id"]
         try:
+            building = c.post(f"/instances/{iid}/log", json={"name": "error", "publish": 1})
+            assert building.status_code == 422, "an instance being built is busy"
+            assert "not currently available" in fault(building)[2]
             inst = wait_instance(c, iid)
             listed = logs(c, iid)
             assert set(listed) == {"error", "slow_query"}
