@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -131,7 +132,7 @@ def restart(c: httpx.Client, iid: str) -> dict[str, Any]:
 
 @pytest.fixture
 def other(server: CofferServer) -> Credentials:
-    return server.new_project("logs-intruder")
+    return server.new_project(f"logs-intruder-{uuid.uuid4().hex[:8]}")
 
 
 def test_postgresql_slow_query_log(
