@@ -14,11 +14,11 @@ busy instance).
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from coffer import engines
 from coffer.contracts.agent_v1 import CommandKind
@@ -41,8 +41,6 @@ from coffer.services.runtime import Runtime
 
 __all__ = ["act", "list_logs"]
 
-log = logging.getLogger("coffer.instance_logs")
-
 _READY_TASKS = {TaskStatus.NONE.value, TaskStatus.RESTART_REQUIRED.value}
 _READY_SERVICE = {ServiceStatus.HEALTHY.value, ServiceStatus.RUNNING.value}
 
@@ -60,11 +58,14 @@ async def act(
     rt: Runtime, project_id: str | None, instance_id: str, body: GuestLogAction
 ) -> dict[str, Any]:
     """Carry out what ``body`` asks for on one log (one action, or discard then
-    publish); return its view after."""
+    publish); return its view after. Checked in this order, before anything is sent:
+    the flags (400), the instance (404), the log's name (404), the action against the
+    log's type (400), the instance's state (422)."""
     try:
         actions = parse_action(body.model_dump(exclude={"name"}))
     except ValueError as exc:
         raise BadRequest(f"Validation error: {exc}") from None
+    switch = actions[0] if actions[0] in (LogAction.ENABLE, LogAction.DISABLE) else None
     with rt.sessions() as s:
         rec = records.load(s, instance_id, project_id)
         defs = engines.catalog(rec.version.manager).guest_logs
@@ -72,15 +73,14 @@ async def act(
             d = find_log(defs, body.name, rec.datastore.name)
         except KeyError as exc:
             raise NotFound(str(exc.args[0])) from None
-        _ready(rec)
-        (first, *_) = actions
-        if first in (LogAction.ENABLE, LogAction.DISABLE) and d.type is LogType.SYS:
+        if switch is not None and d.type is LogType.SYS:
             raise BadRequest(
                 f"log {d.name!r} is a SYS log: it is always on and cannot be "
-                f"{first.value}d; USER logs can"
+                f"{switch.value}d; USER logs can"
             )
-    if first in (LogAction.ENABLE, LogAction.DISABLE):
-        await _switch(rt, rec, d.name, on=first is LogAction.ENABLE)
+        _ready(rec)
+    if switch is not None:
+        await _switch(rt, rec, d.name, on=switch is LogAction.ENABLE)
         actions = (LogAction.SHOW,)
     with rt.sessions() as s:
         rec = records.load(s, instance_id, project_id)
@@ -141,8 +141,10 @@ def _store_switches(rt: Runtime, instance_id: str, before: str, after: str) -> N
 
 
 def _job(
-    rt: Runtime, s: Any, rec: InstanceRecord, defs: tuple[LogDef, ...], action: LogAction
+    rt: Runtime, s: Session, rec: InstanceRecord, defs: tuple[LogDef, ...], action: LogAction
 ) -> dict[str, Any]:
+    """The agent's instructions (sealed in transit: the store config may hold
+    credentials)."""
     inst = rec.instance
     container = backup_strategies.container_for(rt, s, inst.project_id, inst.id)
     store = rt.settings.store_config.model_copy(update={"container": container})
