@@ -198,6 +198,11 @@ def test_postgresql_slow_query_log(
             assert not (server.data_dir / "backups" / again["prefix"]).exists()
             assert not (server.data_dir / "backups" / again["metafile"]).exists()
             assert logs(c, iid)["error"]["published"] == error["published"], "others stay"
+
+            published = server.data_dir / "backups" / admin.project_id / iid / "guest-logs"
+            assert published.is_dir()
+            delete_instances(c, ids=[iid])
+            assert not published.exists(), "deleting the instance removes its published logs"
         finally:
             delete_instances(c, ids=[iid])
 

@@ -20,6 +20,7 @@ from coffer.domain.guest_logs import (
     LogType,
     derive_status,
     find_log,
+    instance_prefix,
     metafile_key,
     object_prefix,
     parse_action,
@@ -101,6 +102,7 @@ def test_names_in_the_store() -> None:
     prefix = object_prefix("proj", "inst", "slow_query")
     assert prefix == "proj/inst/guest-logs/slow_query/"
     assert metafile_key(prefix) == "proj/inst/guest-logs/slow_query_metafile"
+    assert metafile_key(prefix).startswith(instance_prefix("proj", "inst")), "one purge"
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ __all__ = [
     "LogType",
     "derive_status",
     "find_log",
+    "instance_prefix",
     "metafile_key",
     "object_prefix",
     "parse_action",
@@ -109,9 +110,15 @@ def find_log(defs: tuple[LogDef, ...], name: str, datastore: str) -> LogDef:
     raise KeyError(f"datastore {datastore} has no log {name!r}; its logs are: {known}")
 
 
+def instance_prefix(project_id: str, instance_id: str) -> str:
+    """Where everything published of one instance's logs lives (ends with ``/``)."""
+    return f"{project_id}/{instance_id}/guest-logs/"
+
+
 def object_prefix(project_id: str, instance_id: str, log_name: str) -> str:
-    """Where the published parts of one log live in the store (ends with ``/``)."""
-    return f"{project_id}/{instance_id}/guest-logs/{log_name}/"
+    """Where the published parts of one log live in the store (ends with ``/``); its
+    metafile (``metafile_key``) is beside it, under ``instance_prefix`` too."""
+    return f"{instance_prefix(project_id, instance_id)}{log_name}/"
 
 
 def metafile_key(prefix: str) -> str:

@@ -29,6 +29,7 @@ from coffer.domain.guest_logs import (
     LogDef,
     LogType,
     find_log,
+    instance_prefix,
     object_prefix,
     parse_action,
 )
@@ -38,8 +39,9 @@ from coffer.services import backup_strategies, records
 from coffer.services.commands import CommandBus
 from coffer.services.records import InstanceRecord
 from coffer.services.runtime import Runtime
+from coffer.storage import open_store
 
-__all__ = ["act", "list_logs"]
+__all__ = ["act", "list_logs", "remove_published"]
 
 _READY_TASKS = {TaskStatus.NONE.value, TaskStatus.RESTART_REQUIRED.value}
 _READY_SERVICE = {ServiceStatus.HEALTHY.value, ServiceStatus.RUNNING.value}
@@ -92,6 +94,20 @@ async def act(
             timeout = rt.settings.action_timeout_s
         (view,) = await _send(rt, rec, job, timeout)
     return view
+
+
+def remove_published(rt: Runtime, instance_id: str) -> int:
+    """Remove everything published of the instance's logs (its deletion does this);
+    idempotent; returns how many objects went. Published parts in a container other
+    than the one the instance's backups go to now are not found."""
+    with rt.sessions() as s:
+        inst = s.get(Instance, instance_id)
+        if inst is None:
+            return 0
+        container = backup_strategies.container_for(rt, s, inst.project_id, inst.id)
+        prefix = instance_prefix(inst.project_id, inst.id)
+    store = rt.settings.store_config.model_copy(update={"container": container})
+    return open_store(store).purge(prefix)
 
 
 def _ready(rec: InstanceRecord) -> InstanceRecord:
