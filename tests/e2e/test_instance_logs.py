@@ -17,8 +17,14 @@ import pytest
 import redis
 
 from tests.e2e.test_openstack_cli import Cli
-from tests.support.api import create_body, delete_instances, fault, wait_instance
-from tests.support.processes import CofferServer, Credentials
+from tests.support.api import (
+    create_body,
+    delete_configurations,
+    delete_instances,
+    fault,
+    wait_instance,
+)
+from tests.support.processes import CofferServer, Credentials, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -138,6 +144,7 @@ def other(server: CofferServer) -> Credentials:
 def test_postgresql_slow_query_log(
     server: CofferServer, admin: Credentials, other: Credentials
 ) -> None:
+    group_name = f"logs-pg-{uuid.uuid4().hex[:8]}"
     with admin.client() as c:
         iid = c.post("/instances", json=create_body("logs-pg")).json()["instance"]["id"]
         try:
@@ -184,6 +191,25 @@ def test_postgresql_slow_query_log(
             assert again["published"] > shown["published"]
             assert "slow-marker-1" in published_text(server, again), "earlier parts are kept"
 
+            # a configuration group sets the threshold; attaching it keeps the log on
+            group = {
+                "name": group_name,
+                "values": {"log_min_duration_statement": 250},
+                "datastore": {"type": "postgresql", "version": "15"},
+            }
+            cid = c.post("/configurations", json={"configuration": group}).json()["configuration"][
+                "id"
+            ]
+            r = c.put(f"/instances/{iid}", json={"instance": {"configuration": cid}})
+            assert r.status_code == 202, r.text
+            wait_for(lambda: threshold(inst) == "250ms", 30, "the group's threshold")
+            wait_instance(c, iid)
+            assert logs(c, iid)["slow_query"]["status"] in ("Partial", "Published")
+            r = c.put(f"/instances/{iid}", json={"instance": {"configuration": None}})
+            assert r.status_code == 202, r.text
+            wait_for(lambda: threshold(inst) == "1s", 30, "the log's own threshold back")
+            wait_instance(c, iid)
+
             shown = act(c, iid, "slow_query", disable=1)
             assert shown["status"] == "Disabled" and shown["published"] == again["published"]
             with pg(inst) as conn:
@@ -205,6 +231,14 @@ def test_postgresql_slow_query_log(
             assert not published.exists(), "deleting the instance removes its published logs"
         finally:
             delete_instances(c, ids=[iid])
+            delete_configurations(c, names=[group_name])
+
+
+def threshold(inst: dict[str, Any]) -> str:
+    with pg(inst) as conn:
+        row = conn.execute("SHOW log_min_duration_statement").fetchone()
+        assert row is not None
+        return str(row[0])
 
 
 def test_mariadb_slow_query_and_general_logs(
