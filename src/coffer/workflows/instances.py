@@ -52,9 +52,9 @@ def delete_instance(wid: str, instance_id: str) -> None:
         send_command(cid, instance_id, CommandKind.DELETE.value, {})
         await_command(cid, instance_id)
         release_source(wid, instance_id)
+        discard_published_logs(instance_id)
         mark_deleted(instance_id, wid)
         prune_logs(instance_id)
-        discard_published_logs(instance_id)
     except Exception as exc:
         message, details = describe(exc)
         fail_task(
@@ -79,8 +79,9 @@ def release_source(wid: str, instance_id: str) -> None:
 
 @DBOS.step()
 def discard_published_logs(instance_id: str) -> None:
-    """Remove what was published of the deleted instance's logs (no route reaches them
-    any more); a failure is logged, not fatal."""
+    """Remove what was published of the instance's logs before it is marked deleted (no
+    route reaches them afterwards; none publishes meanwhile: it is DELETING); a failure
+    is logged, not fatal."""
     try:
         instance_logs.remove_published(current(), instance_id)
     except Exception as exc:
