@@ -1254,6 +1254,42 @@ class CofferClient:
     def disable_root(self, instance_id: str) -> None:
         self.request("DELETE", f"{_instance_path(instance_id)}/root")
 
+    # ----------------------------------------------------------------------- instance logs
+
+    def list_logs(self, instance_id: str) -> list[JSONObject]:
+        """Trove's GuestLog objects of every log the instance's datastore exposes."""
+        path = f"{_instance_path(instance_id)}/log"
+        logs = self._get(path, "logs")
+        if not isinstance(logs, list):
+            raise CofferResponseError(f"GET {path}: 'logs' is not a list")
+        return logs
+
+    def show_log(self, instance_id: str, name: str) -> JSONObject:
+        return self._log(instance_id, name, None)
+
+    def enable_log(self, instance_id: str, name: str) -> JSONObject:
+        """Switch a USER log on (live, and kept across restarts); returns it."""
+        return self._log(instance_id, name, "enable")
+
+    def disable_log(self, instance_id: str, name: str) -> JSONObject:
+        return self._log(instance_id, name, "disable")
+
+    def publish_log(self, instance_id: str, name: str) -> JSONObject:
+        """Copy what the log gained since its last publish to the instance's backup
+        store; returns the log (``published``, ``pending``, ``container``, ``prefix``)."""
+        return self._log(instance_id, name, "publish")
+
+    def discard_log(self, instance_id: str, name: str) -> JSONObject:
+        """Remove what was published of the log."""
+        return self._log(instance_id, name, "discard")
+
+    def _log(self, instance_id: str, name: str, action: str | None) -> JSONObject:
+        body: JSONObject = {"name": name}
+        if action is not None:
+            body[action] = 1
+        reply = self.request("POST", f"{_instance_path(instance_id)}/log", body=body)
+        return _object(reply, "log", "log")
+
     # ----------------------------------------------------------------------- limits, quotas
 
     def get_limits(self) -> list[JSONObject]:

@@ -15,6 +15,7 @@ from coffer import engines
 from coffer.agent import osusers
 from coffer.agent.backups import restore_chain, take_backup
 from coffer.agent.clusters import SUPERVISED_STEPS, join, run_step, run_supervised_step
+from coffer.agent.guest_logs import run_log_op
 from coffer.agent.limits import ResourceLimits
 from coffer.agent.replicas import catch_up, open_source, replication_of, upstream_of
 from coffer.agent.store import InstanceStore
@@ -40,6 +41,7 @@ _LOCK_FREE = frozenset(
         CommandKind.REPLICATION_CLOSE,
         CommandKind.FENCE,
         CommandKind.CATCH_UP,
+        CommandKind.GUEST_LOG,
     }
 )
 #: bounded in the end by the create task's deadline on the server
@@ -71,6 +73,8 @@ class Executor:
         self._engines: dict[str, Engine] = {}
         self.supervisors: dict[str, EngineSupervisor] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: one log command per instance at a time (they read files and write the store)
+        self._log_locks: dict[str, asyncio.Lock] = {}
         #: instance id → bytes streamed by its running backup (reported in heartbeats)
         self.backup_progress: dict[str, int] = {}
         #: instances recorded on disk whose engine is not to be started yet (see ``resume``)
@@ -196,6 +200,7 @@ class Executor:
             CommandKind.FENCE: self._fence,
             CommandKind.CATCH_UP: self._catch_up,
             CommandKind.CLUSTER: self._cluster_step,
+            CommandKind.GUEST_LOG: self._guest_log,
         }[cmd.kind]
         if cmd.kind in _LOCK_FREE:
             return await handler(spec, cmd.payload)
@@ -301,6 +306,7 @@ class Executor:
             await self._stop_unsupervised(spec)
         await self._remove_files(spec)
         self._locks.pop(spec.instance_id, None)
+        self._log_locks.pop(spec.instance_id, None)
         return {}
 
     async def _remove_files(self, spec: InstanceSpec) -> None:
@@ -411,6 +417,14 @@ class Executor:
             )
         finally:
             self.backup_progress.pop(iid, None)
+
+    async def _guest_log(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
+        self._known(spec)
+        engine = self.engine(spec.engine)
+        paths = self.store.paths(spec.instance_id)
+        lock = self._log_locks.setdefault(spec.instance_id, asyncio.Lock())
+        async with lock:
+            return await asyncio.to_thread(run_log_op, engine, paths, spec, payload)
 
     async def _verify_backup(self, spec: InstanceSpec, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.verifier.verify(self._check_installed(spec), spec, payload)

@@ -24,6 +24,7 @@ from coffer.cli import (
     events,
     flavors,
     instances,
+    logs,
     metrics,
     projects,
     quotas,
@@ -85,6 +86,7 @@ app.add_typer(instances.app, name="instance")
 app.add_typer(databases.app, name="database")
 app.add_typer(users.app, name="user")
 app.add_typer(root.app, name="root")
+app.add_typer(logs.app, name="log")
 app.add_typer(backups.app, name="backup")
 app.add_typer(clusters.app, name="cluster")
 app.add_typer(flavors.app, name="flavor")

@@ -52,6 +52,9 @@ class CommandKind(StrEnum):
     CATCH_UP = "replication.catch_up"
     #: one step on a cluster member (``payload.op``, ``payload.args``; ``agent.clusters``)
     CLUSTER = "cluster.step"
+    #: show, publish or discard instance logs (``payload.op``, ``payload.prefixes``: log
+    #: name → object prefix, ``payload.store``; ``agent.guest_logs``)
+    GUEST_LOG = "instance.guest_log"
 
 
 class RegisterRequest(BaseModel):

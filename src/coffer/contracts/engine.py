@@ -36,6 +36,9 @@ class InstanceSpec(_Frozen):
     #: "primary" or "replica" while the instance is in a replica set (the agent then
     #: reports its replication state), None otherwise
     replication_role: str | None = None
+    #: the USER logs switched on (``Catalog.guest_logs``): rendered by ``configure`` and
+    #: applied live by ``apply_parameters``
+    logs: tuple[str, ...] = ()
 
 
 class DatabaseSpec(_Frozen):

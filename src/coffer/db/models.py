@@ -163,6 +163,8 @@ class Instance(Base):
     cluster_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: the agent's count of engine restarts after a death, as last reported
     engine_restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: JSON list: the USER logs switched on (``services.instance_logs``)
+    guest_logs_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -14,6 +14,8 @@
   replica following its upstream read-only, promotion, and the state of both.
 * ``Stats`` — host-side, optional: the engine's cumulative activity counters, which the
   agent turns into rates for ``/metrics``.
+* ``GuestLogFiles`` — host-side: where the text of each log the catalog exposes
+  (``Catalog.guest_logs``) is, for the agent to publish.
 
 Engines raise ``coffer.errors`` exceptions (``BadRequest`` for duplicates and bad names,
 ``NotFound`` for unknown users/databases, ``NotImplementedByDatastore`` for what the engine
@@ -40,6 +42,7 @@ from coffer.contracts.engine import (
     UserUpdate,
     UserView,
 )
+from coffer.domain.guest_logs import LogDef
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class Catalog(Protocol):
     #: whether replication carries users and grants to replicas (if not, the control
     #: plane makes each account change on the replicas too)
     accounts_replicate: bool
+    #: the logs users may list, switch and publish (``domain.guest_logs``); every engine
+    #: has the SYS log ``error`` (its server log, ``InstancePaths.log_file``)
+    guest_logs: tuple[LogDef, ...]
     #: how a new replica gets its data: "backup" — restored from a fresh full backup of
     #: its source (``Backups``), then following; "engine" — starts empty and the engine
     #: copies the data itself once it follows; None — the engine has no replicas
@@ -456,6 +462,18 @@ class Stats(Protocol):
         ...
 
 
+class GuestLogFiles(Protocol):
+    """The text of an instance's logs (``Catalog.guest_logs``), as files on its host."""
+
+    def path(self, paths: InstancePaths, spec: InstanceSpec, name: str) -> Path:
+        """The file holding log ``name``'s text written so far (it may not exist yet:
+        nothing was written). It only grows, unless the engine starts it again. A log
+        the engine keeps in memory only is first appended to its file here (may then
+        block ~2 s; ``EngineError`` if the engine cannot be read). ``name`` is one of
+        the catalog's ``guest_logs`` (``KeyError`` otherwise)."""
+        ...
+
+
 class AdminFactory(Protocol):
     def __call__(self, paths: InstancePaths, spec: InstanceSpec) -> Admin: ...
 
@@ -473,3 +491,5 @@ class Engine:
     #: None when the engine reports no activity counters (``/metrics`` then shows only
     #: whether it is up)
     stats: Stats | None = None
+    #: None when the engine's logs cannot be published
+    guest_logs: GuestLogFiles | None = None

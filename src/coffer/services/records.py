@@ -125,4 +125,5 @@ def spec_of(
         if parameters is None
         else parameters,
         replication_role=rec.replication_role,
+        logs=tuple(json.loads(rec.instance.guest_logs_json or "[]")),
     )

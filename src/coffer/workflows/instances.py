@@ -15,6 +15,7 @@ from dbos import DBOS, SetWorkflowID
 from coffer.contracts.agent_v1 import CommandKind
 from coffer.db.models import Instance
 from coffer.domain.states import TaskStatus
+from coffer.services import instance_logs
 from coffer.workflows.backups import prune_logs
 from coffer.workflows.observe import observed_workflow
 from coffer.workflows.runtime import current
@@ -51,6 +52,7 @@ def delete_instance(wid: str, instance_id: str) -> None:
         send_command(cid, instance_id, CommandKind.DELETE.value, {})
         await_command(cid, instance_id)
         release_source(wid, instance_id)
+        discard_published_logs(instance_id)
         mark_deleted(instance_id, wid)
         prune_logs(instance_id)
     except Exception as exc:
@@ -73,6 +75,17 @@ def release_source(wid: str, instance_id: str) -> None:
         await_command(cid, instance_id)
     except Exception as exc:
         DBOS.logger.warning("source %s kept what it held for %s: %s", source_id, instance_id, exc)
+
+
+@DBOS.step()
+def discard_published_logs(instance_id: str) -> None:
+    """Remove what was published of the instance's logs before it is marked deleted (no
+    route reaches them afterwards; none publishes meanwhile: it is DELETING); a failure
+    is logged, not fatal."""
+    try:
+        instance_logs.remove_published(current(), instance_id)
+    except Exception as exc:
+        DBOS.logger.warning("published logs of %s were not removed: %s", instance_id, exc)
 
 
 @DBOS.step()

@@ -29,6 +29,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.mariadb.backup import MariaDBBackups
     from coffer.engines.mariadb.binlog import MariaDBLogArchive
     from coffer.engines.mariadb.catalog import CATALOG
+    from coffer.engines.mariadb.guestlogs import MariaDBGuestLogs
     from coffer.engines.mariadb.lifecycle import MariaDBLifecycle
     from coffer.engines.mariadb.replication import MariaDBReplication
     from coffer.engines.mariadb.stats import MariaDBStats
@@ -42,4 +43,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         logs=MariaDBLogArchive(),
         replication=MariaDBReplication(),
         stats=MariaDBStats(),
+        guest_logs=MariaDBGuestLogs(),
     )

@@ -42,6 +42,8 @@ import re
 from collections.abc import Mapping
 
 from coffer.contracts.engine import DatabaseSpec, ParameterRule, UserSpec
+from coffer.domain.guest_logs import LogDef
+from coffer.engines.mariadb.guestlogs import GUEST_LOGS
 from coffer.errors import BadRequest
 
 __all__ = [
@@ -441,6 +443,7 @@ class MariaDBCatalog:
     point_in_time_recovery: bool = True
     replica_seed: str | None = "backup"
     accounts_replicate: bool = True
+    guest_logs: tuple[LogDef, ...] = GUEST_LOGS
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         """A restore from a backup reads the shipped log from its ``binlog_file`` on."""

@@ -49,6 +49,7 @@ from pathlib import Path
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.base import InstancePaths
 from coffer.engines.mariadb.catalog import CATALOG, DEFAULT_CHARACTER_SET, parse_size
+from coffer.engines.mariadb.guestlogs import SLOW_LOG_FILE, log_defaults, log_switches
 from coffer.errors import BadRequest, EngineError
 
 __all__ = [
@@ -74,7 +75,6 @@ __all__ = [
 CONFIG_FILE = "my.cnf"
 SOCKET_FILE = "mariadbd.sock"
 PID_FILE = "mariadbd.pid"
-SLOW_LOG_FILE = "slow.log"
 BINLOG_BASENAME = "mariadb-bin"
 RELAY_LOG_BASENAME = "relay-bin"
 #: ``sizeof(sockaddr_un.sun_path) - 1`` on Linux; MariaDB refuses longer socket paths.
@@ -133,7 +133,8 @@ def base_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
     """The defaults parameters may override: flavor sizing and the server character set.
 
     ``apply_parameters`` returns a removed parameter to the value here, if any. Depends on
-    ``spec.parameters`` only through the companion limits (module docstring).
+    ``spec.parameters`` only through the companion limits (module docstring), and on
+    ``spec.logs`` (``guestlogs.log_defaults``).
     """
     settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
     log_bytes = parse_size(str(settings["innodb_log_file_size"]))
@@ -143,6 +144,7 @@ def base_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
     for raised, companion in _COMPANION_LIMITS:
         _follow(settings, spec.parameters, raised, companion)
     settings["character_set_server"] = DEFAULT_CHARACTER_SET
+    settings.update(log_defaults(spec))
     return settings
 
 
@@ -201,7 +203,7 @@ def _managed_settings(
         "skip_name_resolve": True,
         "symbolic_links": False,
         "innodb_temp_data_file_path": TEMP_DATA_FILE_PATH,
-        "slow_query_log_file": str(paths.data_dir / SLOW_LOG_FILE),
+        **log_switches(spec, paths),
         "server_id": server_id(spec.instance_id),
         "log_bin": BINLOG_BASENAME,
         "binlog_format": "ROW",

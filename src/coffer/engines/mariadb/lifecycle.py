@@ -112,6 +112,7 @@ from coffer.engines.mariadb.galera import (
     cluster_settings,
     settle,
 )
+from coffer.engines.mariadb.guestlogs import log_switches
 from coffer.engines.mariadb.replication import (
     FENCE_MARKER,
     PENDING_FOLLOW,
@@ -344,7 +345,7 @@ class MariaDBLifecycle:
         Coffer's default for it (``config.base_settings``), else MariaDB's ``DEFAULT``.
         Restart-required ones take effect at the next start (``configure`` wrote them).
         ``read_only`` follows ``spec.read_only``, and stays on for a replica or a fenced
-        primary."""
+        primary. The logs' files and switches follow ``spec.logs`` (``guestlogs``)."""
         CATALOG.validate_parameters(spec.parameters)
         base = base_settings(spec)
         with translate_errors("applying parameters"), connect(paths) as session:
@@ -352,6 +353,8 @@ class MariaDBLifecycle:
                 if rule.restart_required:
                     continue
                 _set_global(session, rule.name, rule.type, spec.parameters.get(rule.name), base)
+            for name, value in log_switches(spec, paths).items():
+                session.execute(*q.set_global(name, value))
             read_only = spec.read_only or kept_read_only(paths)
             session.execute(f"SET GLOBAL read_only = {'ON' if read_only else 'OFF'}")
 

@@ -25,6 +25,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.postgresql.admin import PostgresAdmin
     from coffer.engines.postgresql.backup import PostgresBackups
     from coffer.engines.postgresql.catalog import CATALOG
+    from coffer.engines.postgresql.guestlogs import PostgresGuestLogs
     from coffer.engines.postgresql.lifecycle import PostgresLifecycle
     from coffer.engines.postgresql.replication import PostgresReplication
     from coffer.engines.postgresql.stats import PostgresStats
@@ -39,4 +40,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         logs=PostgresLogArchive(),
         replication=PostgresReplication(lifecycle),
         stats=PostgresStats(),
+        guest_logs=PostgresGuestLogs(),
     )

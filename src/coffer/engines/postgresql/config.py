@@ -57,6 +57,7 @@ from pathlib import Path
 
 from coffer.contracts.engine import InstanceSpec
 from coffer.engines.postgresql.catalog import CATALOG, INTERNAL_SUPERUSER, REPLICATION_USER
+from coffer.engines.postgresql.guestlogs import log_settings
 from coffer.errors import BadRequest, EngineError
 
 __all__ = [
@@ -154,8 +155,9 @@ def server_settings(
     standby: StandbySource | None = None,
     fenced: bool = False,
 ) -> dict[str, SettingValue]:
-    """Every setting of ``coffer.conf``: memory sizing, then ``spec.parameters``, then the
-    settings Coffer manages (which parameters may not override).
+    """Every setting of ``coffer.conf``: memory sizing, then ``spec.parameters``, then
+    what the switched-on logs need (``guestlogs``), then the settings Coffer manages
+    (which parameters may not override).
 
     ``archive_dir`` turns on continuous archiving into it; ``restore_dir`` adds archive
     recovery from it (only while a restore's recovery is pending), stopping before the
@@ -168,6 +170,7 @@ def server_settings(
     CATALOG.validate_parameters(spec.parameters)
     settings: dict[str, SettingValue] = dict(CATALOG.memory_settings(spec.ram_mb))
     settings.update(spec.parameters)
+    settings.update(log_settings(spec))
     settings.update(_managed_settings(spec, socket_dir=socket_dir))
     if fenced:
         settings["default_transaction_read_only"] = True

@@ -24,6 +24,7 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
     from coffer.engines.redis.admin import RedisAdmin
     from coffer.engines.redis.backup import RedisBackups
     from coffer.engines.redis.catalog import CATALOG
+    from coffer.engines.redis.guestlogs import RedisGuestLogs
     from coffer.engines.redis.lifecycle import RedisLifecycle
     from coffer.engines.redis.replication import RedisReplication
     from coffer.engines.redis.stats import RedisStats
@@ -36,4 +37,5 @@ def build_engine(*, engine_user: str, templates_dir: str) -> Engine:
         backups=RedisBackups(lifecycle),
         replication=RedisReplication(lifecycle),
         stats=RedisStats(),
+        guest_logs=RedisGuestLogs(),
     )

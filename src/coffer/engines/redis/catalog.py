@@ -44,6 +44,8 @@ import re
 from collections.abc import Mapping
 
 from coffer.contracts.engine import DatabaseSpec, ParameterRule, UserSpec
+from coffer.domain.guest_logs import LogDef
+from coffer.engines.redis.guestlogs import GUEST_LOGS
 from coffer.errors import BadRequest, NotImplementedByDatastore
 
 __all__ = [
@@ -234,6 +236,7 @@ class RedisCatalog:
     point_in_time_recovery: bool = False
     replica_seed: str | None = "engine"
     accounts_replicate: bool = False
+    guest_logs: tuple[LogDef, ...] = GUEST_LOGS
 
     def log_start(self, positions: Mapping[str, str]) -> str | None:
         return None  # no change log

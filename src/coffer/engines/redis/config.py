@@ -53,6 +53,7 @@ from coffer.engines.redis.catalog import (
     PARAMETER_RULES,
     is_internal_user,
 )
+from coffer.engines.redis.guestlogs import log_settings
 from coffer.errors import BadRequest, EngineError
 
 __all__ = [
@@ -191,11 +192,13 @@ def server_settings(spec: InstanceSpec, paths: InstancePaths) -> dict[str, Setti
 
 
 def tunable_settings(spec: InstanceSpec) -> dict[str, SettingValue]:
-    """Defaults, then the flavor's memory settings, then the configuration group's values."""
+    """Defaults, then the flavor's memory settings, then the configuration group's values,
+    then what the switched-on logs impose (``guestlogs``)."""
     CATALOG.validate_parameters(spec.parameters)
     settings: dict[str, SettingValue] = dict(PARAMETER_DEFAULTS)
     settings.update(CATALOG.memory_settings(spec.ram_mb))
     settings.update(spec.parameters)
+    settings.update(log_settings(spec))
     return settings
 
 
