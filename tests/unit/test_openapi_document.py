@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 
 from coffer.api import errors, keystone_errors
@@ -79,15 +79,19 @@ def _call(app: Any, method: str, path: str, **kw: Any) -> httpx.Response:
 def test_every_route_but_the_agents_is_documented(app: FastAPI, document: dict[str, Any]) -> None:
     """The agent protocol (/agent/v1) is internal: host credentials, not tokens."""
     documented = {(m, p) for m, p, _ in _operations(document)}
-    routes = [r for r in app.routes if isinstance(r, APIRoute)]
-    for route in routes:
+    seen = 0
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue
         for method in route.methods:
-            entry = (method.lower(), route.path)
-            if route.path.startswith("/agent/"):
+            seen += 1
+            entry = (method.lower(), context.path)
+            if context.path.startswith("/agent/"):
                 assert entry not in documented
             elif route.include_in_schema:
                 assert entry in documented, entry
-    assert len(documented) >= 90
+    assert seen > len(documented) >= 90
     assert not any(p.startswith("/agent/") for _, p in documented)
 
 
