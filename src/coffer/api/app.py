@@ -44,12 +44,14 @@ def _version_doc(base: str) -> dict[str, Any]:
     }
 
 
-#: ``/``: the version document, or a redirect for browsers (``routes.web``)
-_ROOT = replies(VersionList)
-_ROOT["responses"][303] = {
-    "description": "A browser (Accept prefers text/html) is sent to /dashboard/",
-    "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
-}
+def _root_replies() -> dict[str, Any]:
+    """``/``: the version document, or a redirect for browsers (``routes.web``)."""
+    out = replies(VersionList)
+    out["responses"][303] = {
+        "description": "A browser (Accept prefers text/html) is sent to /dashboard/",
+        "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+    }
+    return out
 
 
 def create_app(
@@ -77,7 +79,7 @@ def create_app(
     audit.install(app)
     app.add_middleware(RequestMetrics, metrics=rt.metrics)
 
-    @app.get("/", tags=["versions"], **_ROOT)
+    @app.get("/", tags=["versions"], **_root_replies())
     def versions(request: Request) -> dict[str, Any]:
         base = rt.settings.public_url or str(request.base_url).rstrip("/")
         return {"versions": [_version_doc(base), keystone_views.version(base)]}

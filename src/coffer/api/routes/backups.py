@@ -49,9 +49,11 @@ def list_backups(
     all_projects: bool = False,
     limit: int | None = None,
     marker: str | None = None,
+    wanted: Annotated[str | None, Query(alias="project_id")] = None,
 ) -> dict[str, Any]:
+    """The project's backups; an admin may ask for every project's (``all_projects``) or
+    another one's (``project_id``)."""
     owner: str | None = project_id
-    wanted = request.query_params.get("project_id")
     if all_projects or wanted:
         if not who.is_admin:
             raise Forbidden("listing other projects' backups needs the admin role")
