@@ -20,7 +20,12 @@ Conventions for route modules (new routes follow them too)::
   validation), 401 (no or unknown token), 403 (another project's path, or not admin);
   add 404 for an unknown id, 409/413/422/501/500/503 as the service raises them
   (``coffer.errors`` maps exceptions to codes).
+- A new reply body is a closed model in ``coffer.contracts.api_v1_replies`` (see its
+  docstring); ``tests/unit/test_openapi_replies.py`` checks views against their models.
+  A reply that is not JSON declares ``responses`` with its media type (``routes.metrics``).
 - Keystone routes (``/v3``) use ``keystone_replies``, whose errors have Keystone's shape.
+- A new public router joins the tuple in ``api.app.create_app``, which includes it with
+  ``deps.refuse_nul`` (400 for NUL characters in any request text).
 - A route with parameters that declares no error at all gets a ``default`` Trove error
   reply, so the document stays true; ``tests/unit/test_openapi_document.py`` asks for
   explicit codes.
