@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 
 from coffer import __version__
-from coffer.api import audit, errors, keystone_views
-from coffer.api.deps import PrincipalDep
+from coffer.api import audit, errors, keystone_views, openapi
+from coffer.api.deps import PrincipalDep, refuse_nul
 from coffer.api.http_metrics import RequestMetrics
+from coffer.api.openapi import replies
 from coffer.api.routes import (
     admin_ops,
     agent,
@@ -30,6 +31,7 @@ from coffer.api.routes import (
     mgmt_users,
     web,
 )
+from coffer.contracts.api_v1_replies import Health, VersionList, VersionReply
 from coffer.services.runtime import Runtime
 
 _UPDATED = "2012-08-01T00:00:00Z"
@@ -42,6 +44,16 @@ def _version_doc(base: str) -> dict[str, Any]:
         "updated": _UPDATED,
         "links": [{"rel": "self", "href": f"{base}/v1.0/"}],
     }
+
+
+def _root_replies() -> dict[str, Any]:
+    """``/``: the version document, or a redirect for browsers (``routes.web``)."""
+    out = replies(VersionList)
+    out["responses"][303] = {
+        "description": "A browser (Accept prefers text/html) is sent to /dashboard/",
+        "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+    }
+    return out
 
 
 def create_app(
@@ -69,21 +81,22 @@ def create_app(
     audit.install(app)
     app.add_middleware(RequestMetrics, metrics=rt.metrics)
 
-    @app.get("/", tags=["versions"])
+    @app.get("/", tags=["versions"], **_root_replies())
     def versions(request: Request) -> dict[str, Any]:
         base = rt.settings.public_url or str(request.base_url).rstrip("/")
         return {"versions": [_version_doc(base), keystone_views.version(base)]}
 
-    @app.get("/v1.0/", tags=["versions"])
+    @app.get("/v1.0/", tags=["versions"], **replies(VersionReply, 401))
     @app.get("/v1.0", tags=["versions"], include_in_schema=False)
     def version(request: Request, who: PrincipalDep) -> dict[str, Any]:
         base = rt.settings.public_url or str(request.base_url).rstrip("/")
         return {"version": _version_doc(base)}
 
-    @app.get("/healthz", tags=["versions"])
+    @app.get("/healthz", tags=["versions"], **replies(Health))
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    public = [Depends(refuse_nul)]
     for module in (
         catalog,
         configurations,
@@ -95,11 +108,12 @@ def create_app(
         events,
         instance_metrics,
         mgmt,
-        agent,
+        mgmt_users,
+        keystone,
     ):
-        app.include_router(module.router)
-    app.include_router(mgmt_users.router)
-    app.include_router(keystone.router)
+        app.include_router(module.router, dependencies=public)
+    app.include_router(agent.router)
     app.include_router(metrics.router)
     web.install(app)
+    openapi.install(app)
     return app

@@ -2,8 +2,8 @@
 
 keystoneauth and the openstack CLI read ``error.message`` from this shape; Trove's envelope
 (``api.errors``) stays the rule everywhere else. Routes opt in with
-``APIRouter(route_class=KeystoneRoute)``; their ``CofferError``s and request validation
-errors then leave in Keystone's shape.
+``APIRouter(route_class=KeystoneRoute)``; their ``CofferError``s, request validation
+errors and bodies that cannot be parsed then leave in Keystone's shape.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from coffer.errors import CofferError
 
-_TITLES = {
+TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -32,7 +33,7 @@ _TITLES = {
 
 
 def keystone_error(status: int, message: str) -> JSONResponse:
-    title = _TITLES.get(status, "Error")
+    title = TITLES.get(status, "Error")
     return JSONResponse(
         status_code=status, content={"error": {"code": status, "message": message, "title": title}}
     )
@@ -61,5 +62,7 @@ class KeystoneRoute(APIRoute):
                 return keystone_error(exc.status, exc.message)
             except RequestValidationError as exc:
                 return keystone_error(400, describe(exc))
+            except HTTPException as exc:  # a body FastAPI cannot even parse
+                return keystone_error(exc.status_code, str(exc.detail))
 
         return keystone_handler

@@ -20,6 +20,11 @@ from pydantic import (
     StringConstraints,
 )
 
+#: the largest integer a metadata column holds (SQL INTEGER); larger ones are refused (400)
+MAX_INT = 2**31 - 1
+#: a strict integer a column can hold
+ColumnInt = Annotated[int, Field(strict=True, le=MAX_INT)]
+
 DigitString = Annotated[str, StringConstraints(pattern=r"^[0-9]+$", max_length=9)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
@@ -95,6 +100,29 @@ class InstanceCreate(_Body):
 
 
 class InstanceCreateBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "instance": {
+                        "name": "shop-db",
+                        "flavorRef": "1",
+                        "volume": {"size": 1},
+                        "datastore": {"type": "postgresql", "version": "15"},
+                        "databases": [{"name": "shop"}],
+                        "users": [
+                            {
+                                "name": "app",
+                                "password": "app-secret-1",
+                                "databases": [{"name": "shop"}],
+                            }
+                        ],
+                    }
+                }
+            ]
+        },
+    )
     instance: InstanceCreate
 
 
@@ -165,6 +193,20 @@ class ClusterCreate(_Body):
 
 
 class ClusterCreateBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "cluster": {
+                        "name": "cache",
+                        "datastore": {"type": "redis", "version": "7.0"},
+                        "instances": [{"flavorRef": "1", "volume": {"size": 1}}] * 3,
+                    }
+                }
+            ]
+        },
+    )
     cluster: ClusterCreate
 
 
@@ -255,9 +297,9 @@ class TokenBody(_Body):
 
 class FlavorIn(_Body):
     name: str
-    ram: StrictInt
-    vcpus: StrictInt
-    disk: StrictInt = 0
+    ram: ColumnInt
+    vcpus: ColumnInt
+    disk: ColumnInt = 0
     id: str | None = None
 
 
@@ -273,6 +315,20 @@ class ConfigurationCreate(_Body):
 
 
 class ConfigurationCreateBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "configuration": {
+                        "name": "busy",
+                        "values": {"max_connections": 200},
+                        "datastore": {"type": "postgresql", "version": "15"},
+                    }
+                }
+            ]
+        },
+    )
     configuration: ConfigurationCreate
 
 

@@ -27,7 +27,7 @@ __all__ = ["SYSTEM", "EventView", "list_events", "record", "record_request", "re
 
 SYSTEM = "system"
 _DETAIL_MAX = 2000
-_MAX_LIMIT = 1000
+MAX_LIMIT = 1000
 _PARAM = re.compile(r"\{[^}]+\}")
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 
@@ -55,15 +55,16 @@ def record(
     detail: str = "",
     actor: str = SYSTEM,
 ) -> None:
-    """Add an event to ``s``'s transaction."""
+    """Add an event to ``s``'s transaction. Text longer than its column is cut (a
+    request's path may name an id of any length; the full path stays in ``detail``)."""
     s.add(
         Event(
-            project_id=project_id,
+            project_id=project_id[:32],
             created=utcnow(),
             actor=actor[:300],
             action=action[:120],
             resource_type=resource_type[:40],
-            resource_id=resource_id,
+            resource_id=resource_id[:64] if resource_id is not None else None,
             outcome=outcome[:40],
             detail=detail[:_DETAIL_MAX],
         )
@@ -142,8 +143,8 @@ def list_events(
 ) -> list[EventView]:
     """Events newest first, of one project (None: every project), optionally of one
     resource or since a moment; ``marker``: continue after that event id."""
-    if not 1 <= limit <= _MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {_MAX_LIMIT}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
     q = select(Event).order_by(Event.id.desc()).limit(limit)
     if project_id is not None:
         q = q.where(Event.project_id == project_id)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from coffer.contracts.api_v1 import MAX_INT
 from coffer.db.models import Backup, Flavor, Instance, Project, Quota
 from coffer.domain.states import TaskStatus
 from coffer.errors import BadRequest, NotFound, OverLimit
@@ -105,8 +106,10 @@ def update_limits(rt: Runtime, project_id: str, values: dict[str, object]) -> di
     for resource, value in values.items():
         if resource not in RESOURCES:
             raise BadRequest(f"unknown quota resource {resource!r}; known: {', '.join(RESOURCES)}")
-        if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-            raise BadRequest(f"quota {resource} must be an integer >= -1 (-1 is unlimited)")
+        if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= MAX_INT:
+            raise BadRequest(
+                f"quota {resource} must be an integer >= -1 (-1 is unlimited) and <= {MAX_INT}"
+            )
         clean[resource] = value
     if not clean:
         raise BadRequest('no quota given; expected e.g. {"quotas": {"instances": 5}}')

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.openapi import AGENT, AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX, accepted, no_content, paged
 from coffer.contracts.api_v1 import (
     DatabasesBody,
@@ -18,12 +19,23 @@ from coffer.contracts.api_v1 import (
     UsersBody,
     UsersPasswordBody,
 )
+from coffer.contracts.api_v1_replies import (
+    DatabaseList,
+    RootEnabled,
+    RootUserReply,
+    UserList,
+    UserReply,
+)
 from coffer.contracts.engine import DatabaseSpec, UserSpec, UserUpdate
 from coffer.errors import BadRequest, NotImplementedByDatastore
 from coffer.security import new_password
 from coffer.services import admin_ops
 
 router = APIRouter(prefix=PREFIX + "/instances/{instance_id}", tags=["databases", "users", "root"])
+
+#: every route here reaches the instance's agent: unknown instance (404), not ACTIVE (422),
+#: and the agent's answers (``AGENT``)
+_ON_INSTANCE = (*AUTHENTICATED, 404, 422, *AGENT)
 
 
 def split_user(segment: str) -> tuple[str, str]:
@@ -53,7 +65,7 @@ def _page(
     return paged(request, key, items, limit, marker, by="name")
 
 
-@router.get("/databases")
+@router.get("/databases", **replies(DatabaseList, *_ON_INSTANCE))
 async def list_databases(
     project_id: str,
     instance_id: str,
@@ -68,7 +80,7 @@ async def list_databases(
     return _page("databases", dbs, request, limit, marker)
 
 
-@router.post("/databases")
+@router.post("/databases", **replies(None, *_ON_INSTANCE, status=202))
 async def create_databases(
     project_id: str, instance_id: str, body: DatabasesBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -84,14 +96,14 @@ async def create_databases(
     return accepted()
 
 
-@router.get("/databases/{name}")
+@router.get("/databases/{name}", **replies(None, *AUTHENTICATED, 501))
 def show_database(project_id: str, instance_id: str, name: str, who: PrincipalDep) -> Response:
     raise NotImplementedByDatastore(
         "showing a single database is not implemented; list them instead"
     )
 
 
-@router.delete("/databases/{name}")
+@router.delete("/databases/{name}", **replies(None, *_ON_INSTANCE, status=202))
 async def delete_database(
     project_id: str, instance_id: str, name: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -99,7 +111,7 @@ async def delete_database(
     return accepted()
 
 
-@router.get("/users")
+@router.get("/users", **replies(UserList, *_ON_INSTANCE))
 async def list_users(
     project_id: str,
     instance_id: str,
@@ -113,7 +125,7 @@ async def list_users(
     return _page("users", [_user_view(u) for u in result["users"]], request, limit, marker)
 
 
-@router.post("/users")
+@router.post("/users", **replies(None, *_ON_INSTANCE, status=202))
 async def create_users(
     project_id: str, instance_id: str, body: UsersBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -137,7 +149,7 @@ async def create_users(
     return accepted()
 
 
-@router.put("/users")
+@router.put("/users", **replies(None, *_ON_INSTANCE, status=202))
 async def change_passwords(
     project_id: str, instance_id: str, body: UsersPasswordBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -154,7 +166,7 @@ async def change_passwords(
     return accepted()
 
 
-@router.get("/users/{user}")
+@router.get("/users/{user}", **replies(UserReply, *_ON_INSTANCE))
 async def show_user(
     project_id: str, instance_id: str, user: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -165,7 +177,7 @@ async def show_user(
     return {"user": _user_view(result["user"])}
 
 
-@router.put("/users/{user}")
+@router.put("/users/{user}", **replies(None, *_ON_INSTANCE, status=202))
 async def update_user(
     project_id: str,
     instance_id: str,
@@ -197,7 +209,7 @@ async def update_user(
     return accepted()
 
 
-@router.delete("/users/{user}")
+@router.delete("/users/{user}", **replies(None, *_ON_INSTANCE, status=202))
 async def delete_user(
     project_id: str, instance_id: str, user: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -208,7 +220,7 @@ async def delete_user(
     return accepted()
 
 
-@router.get("/users/{user}/databases")
+@router.get("/users/{user}/databases", **replies(DatabaseList, *_ON_INSTANCE))
 async def list_access(
     project_id: str, instance_id: str, user: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -219,7 +231,7 @@ async def list_access(
     return {"databases": _dbs(result["databases"])}
 
 
-@router.put("/users/{user}/databases")
+@router.put("/users/{user}/databases", **replies(None, *_ON_INSTANCE, status=202))
 async def grant_access(
     project_id: str, instance_id: str, user: str, body: GrantBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -235,7 +247,7 @@ async def grant_access(
     return accepted()
 
 
-@router.delete("/users/{user}/databases/{database}")
+@router.delete("/users/{user}/databases/{database}", **replies(None, *_ON_INSTANCE, status=202))
 async def revoke_access(
     project_id: str, instance_id: str, user: str, database: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -250,7 +262,7 @@ async def revoke_access(
     return accepted()
 
 
-@router.get("/root")
+@router.get("/root", **replies(RootEnabled, *_ON_INSTANCE))
 async def root_show(
     project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -258,10 +270,20 @@ async def root_show(
     return {"rootEnabled": bool(result["enabled"])}
 
 
-@router.post("/root")
+@router.post(
+    "/root",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": RootEnableBody.model_json_schema()}},
+        }
+    },
+    **replies(RootUserReply, *_ON_INSTANCE),
+)
 async def root_enable(
     project_id: str, instance_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
+    """The body is optional (``{"password": ...}``); without a password one is generated."""
     raw = await request.body()
     body = RootEnableBody.model_validate_json(raw) if raw.strip() else RootEnableBody()
     password = body.password or new_password()
@@ -272,7 +294,7 @@ async def root_enable(
     return {"user": {"name": result["name"], "password": result["password"]}}
 
 
-@router.delete("/root")
+@router.delete("/root", **replies(None, *_ON_INSTANCE, status=204))
 async def root_disable(
     project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:

@@ -9,11 +9,20 @@ from fastapi import APIRouter, Query, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX, accepted, paged, view_context
 from coffer.contracts.api_v1 import (
     BackupCreateBody,
     BackupScheduleCreateBody,
     BackupStrategyCreateBody,
+)
+from coffer.contracts.api_v1_replies import (
+    BackupList,
+    BackupReply,
+    BackupScheduleList,
+    BackupScheduleReply,
+    BackupStrategyList,
+    BackupStrategyReply,
 )
 from coffer.errors import BadRequest, Forbidden
 from coffer.services import backup_schedules, backup_strategies, backups, instances
@@ -29,7 +38,7 @@ def _page(
     return paged(request, "backups", [views.backup(r) for r in recs], limit, marker)
 
 
-@router.get("/backups")
+@router.get("/backups", **replies(BackupList, *AUTHENTICATED))
 def list_backups(
     project_id: str,
     request: Request,
@@ -40,9 +49,11 @@ def list_backups(
     all_projects: bool = False,
     limit: int | None = None,
     marker: str | None = None,
+    wanted: Annotated[str | None, Query(alias="project_id")] = None,
 ) -> dict[str, Any]:
+    """The project's backups; an admin may ask for every project's (``all_projects``) or
+    another one's (``project_id``)."""
     owner: str | None = project_id
-    wanted = request.query_params.get("project_id")
     if all_projects or wanted:
         if not who.is_admin:
             raise Forbidden("listing other projects' backups needs the admin role")
@@ -51,7 +62,10 @@ def list_backups(
     return _page(request, recs, limit, marker)
 
 
-@router.post("/backups", status_code=202)
+@router.post(
+    "/backups",
+    **replies(BackupReply, *AUTHENTICATED, 404, 409, 413, 422, 501, 503, status=202),
+)
 def create_backup(
     project_id: str, body: BackupCreateBody, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -59,7 +73,7 @@ def create_backup(
     return {"backup": views.backup(rec)}
 
 
-@router.get("/backups/{backup_id}")
+@router.get("/backups/{backup_id}", **replies(BackupReply, *AUTHENTICATED, 404))
 def show_backup(
     project_id: str, backup_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -67,20 +81,23 @@ def show_backup(
     return {"backup": views.backup(rec)}
 
 
-@router.delete("/backups/{backup_id}")
+@router.delete("/backups/{backup_id}", **replies(None, *AUTHENTICATED, 404, 422, status=202))
 def delete_backup(project_id: str, backup_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
     backups.delete(rt, scope(who, project_id), backup_id)
     return accepted()
 
 
-@router.post("/backups/{backup_id}/verify")
+@router.post(
+    "/backups/{backup_id}/verify",
+    **replies(None, *AUTHENTICATED, 404, 409, 422, 501, 503, status=202),
+)
 def verify_backup(project_id: str, backup_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
     """Coffer extension: restore the backup into a throwaway instance and check it again."""
     backups.verify(rt, scope(who, project_id), backup_id)
     return accepted()
 
 
-@router.get("/instances/{instance_id}/backups")
+@router.get("/instances/{instance_id}/backups", **replies(BackupList, *AUTHENTICATED, 404))
 def instance_backups(
     project_id: str,
     instance_id: str,
@@ -95,7 +112,10 @@ def instance_backups(
     return _page(request, recs, limit, marker)
 
 
-@router.post("/backup_schedules", status_code=202)
+@router.post(
+    "/backup_schedules",
+    **replies(BackupScheduleReply, *AUTHENTICATED, 404, 501, status=202),
+)
 def create_schedule(
     project_id: str,
     body: BackupScheduleCreateBody,
@@ -108,7 +128,7 @@ def create_schedule(
     return {"backup_schedule": views.backup_schedule(ctx, sched)}
 
 
-@router.get("/backup_schedules")
+@router.get("/backup_schedules", **replies(BackupScheduleList, *AUTHENTICATED))
 def list_schedules(
     project_id: str,
     request: Request,
@@ -121,7 +141,7 @@ def list_schedules(
     return {"backup_schedules": [views.backup_schedule(ctx, x) for x in found]}
 
 
-@router.get("/backup_schedules/{schedule_id}")
+@router.get("/backup_schedules/{schedule_id}", **replies(BackupScheduleReply, *AUTHENTICATED, 404))
 def show_schedule(
     project_id: str, schedule_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -130,7 +150,7 @@ def show_schedule(
     return {"backup_schedule": views.backup_schedule(ctx, sched)}
 
 
-@router.delete("/backup_schedules/{schedule_id}")
+@router.delete("/backup_schedules/{schedule_id}", **replies(None, *AUTHENTICATED, 404, status=202))
 def delete_schedule(
     project_id: str, schedule_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -147,7 +167,7 @@ def _strategy_project(who: Principal, project_id: str, wanted: str | None) -> st
     return project_id
 
 
-@router.post("/backup_strategies", status_code=202)
+@router.post("/backup_strategies", **replies(BackupStrategyReply, *AUTHENTICATED, 404, status=202))
 def create_strategy(
     project_id: str, body: BackupStrategyCreateBody, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -160,7 +180,7 @@ def create_strategy(
     return {"backup_strategy": views.backup_strategy(strategy)}
 
 
-@router.get("/backup_strategies")
+@router.get("/backup_strategies", **replies(BackupStrategyList, *AUTHENTICATED))
 def list_strategies(
     project_id: str,
     rt: RuntimeDep,
@@ -173,7 +193,7 @@ def list_strategies(
     return {"backup_strategies": [views.backup_strategy(x) for x in found]}
 
 
-@router.delete("/backup_strategies")
+@router.delete("/backup_strategies", **replies(None, *AUTHENTICATED, 404, status=202))
 def delete_strategy(
     project_id: str,
     rt: RuntimeDep,

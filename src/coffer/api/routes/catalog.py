@@ -8,14 +8,24 @@ from fastapi import APIRouter, Request
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX, view_context
 from coffer.contracts.api_v1 import FlavorBody
+from coffer.contracts.api_v1_replies import (
+    DatastoreList,
+    DatastoreReply,
+    DatastoreVersionList,
+    DatastoreVersionReply,
+    FlavorList,
+    FlavorReply,
+    LimitsReply,
+)
 from coffer.services import catalog, quotas
 
 router = APIRouter(prefix=PREFIX, tags=["catalog"])
 
 
-@router.get("/flavors")
+@router.get("/flavors", **replies(FlavorList, *AUTHENTICATED))
 def list_flavors(
     project_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -23,7 +33,7 @@ def list_flavors(
     return {"flavors": [views.flavor(ctx, f) for f in catalog.list_flavors(rt)]}
 
 
-@router.get("/flavors/{flavor_id}")
+@router.get("/flavors/{flavor_id}", **replies(FlavorReply, *AUTHENTICATED, 404))
 def show_flavor(
     project_id: str, flavor_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -31,7 +41,7 @@ def show_flavor(
     return {"flavor": views.flavor(ctx, catalog.get_flavor(rt, flavor_id))}
 
 
-@router.post("/flavors")
+@router.post("/flavors", **replies(FlavorReply, *AUTHENTICATED))
 def create_flavor(
     project_id: str, body: FlavorBody, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -44,7 +54,7 @@ def create_flavor(
     return {"flavor": views.flavor(view_context(request, rt, who, project_id), created)}
 
 
-@router.get("/datastores")
+@router.get("/datastores", **replies(DatastoreList, *AUTHENTICATED))
 def list_datastores(
     project_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -53,7 +63,9 @@ def list_datastores(
     return {"datastores": [views.datastore(ctx, d.datastore, d.versions) for d in listing]}
 
 
-@router.get("/datastores/versions/{version_id}")
+@router.get(
+    "/datastores/versions/{version_id}", **replies(DatastoreVersionReply, *AUTHENTICATED, 404)
+)
 def show_version_by_id(
     project_id: str, version_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -62,7 +74,7 @@ def show_version_by_id(
     return {"version": views.version(ctx, v, admin=who.is_admin)}
 
 
-@router.get("/datastores/{datastore}")
+@router.get("/datastores/{datastore}", **replies(DatastoreReply, *AUTHENTICATED, 404))
 def show_datastore(
     project_id: str, datastore: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -71,7 +83,9 @@ def show_datastore(
     return {"datastore": views.datastore(ctx, d.datastore, d.versions)}
 
 
-@router.get("/datastores/{datastore}/versions")
+@router.get(
+    "/datastores/{datastore}/versions", **replies(DatastoreVersionList, *AUTHENTICATED, 404)
+)
 def list_versions(
     project_id: str, datastore: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -80,7 +94,10 @@ def list_versions(
     return {"versions": [views.version(ctx, v, admin=who.is_admin) for v in d.versions]}
 
 
-@router.get("/datastores/{datastore}/versions/{version}")
+@router.get(
+    "/datastores/{datastore}/versions/{version}",
+    **replies(DatastoreVersionReply, *AUTHENTICATED, 404),
+)
 def show_version(
     project_id: str,
     datastore: str,
@@ -94,7 +111,7 @@ def show_version(
     return {"version": views.version(ctx, v, admin=who.is_admin)}
 
 
-@router.get("/limits")
+@router.get("/limits", **replies(LimitsReply, *AUTHENTICATED))
 def limits(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     lims = quotas.current_limits(rt, project_id)
     absolute: dict[str, Any] = {"verb": "ABSOLUTE"}

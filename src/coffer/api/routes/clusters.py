@@ -8,8 +8,10 @@ from fastapi import APIRouter, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX, accepted, paged, view_context
 from coffer.contracts.api_v1 import ClusterAction, ClusterCreateBody
+from coffer.contracts.api_v1_replies import ClusterList, ClusterReply, InstanceReply
 from coffer.errors import NotFound
 from coffer.services import clusters, instances
 
@@ -23,7 +25,7 @@ def _show(
     return {"cluster": views.cluster(view_context(request, rt, who, project_id), rec)}
 
 
-@router.get("/clusters")
+@router.get("/clusters", **replies(ClusterList, *AUTHENTICATED))
 def list_clusters(
     project_id: str,
     request: Request,
@@ -37,7 +39,7 @@ def list_clusters(
     return paged(request, "clusters", items, limit, marker)
 
 
-@router.post("/clusters")
+@router.post("/clusters", **replies(ClusterReply, *AUTHENTICATED, 404, 413, 422, 501, 503))
 def create_cluster(
     project_id: str, body: ClusterCreateBody, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -45,14 +47,17 @@ def create_cluster(
     return _show(request, rt, who, project_id, cluster_id)
 
 
-@router.get("/clusters/{cluster_id}")
+@router.get("/clusters/{cluster_id}", **replies(ClusterReply, *AUTHENTICATED, 404))
 def show_cluster(
     project_id: str, cluster_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
     return _show(request, rt, who, project_id, cluster_id)
 
 
-@router.post("/clusters/{cluster_id}", status_code=202)
+@router.post(
+    "/clusters/{cluster_id}",
+    **replies(ClusterReply, *AUTHENTICATED, 404, 413, 422, 501, 503, status=202),
+)
 def cluster_action(
     project_id: str,
     cluster_id: str,
@@ -65,13 +70,16 @@ def cluster_action(
     return _show(request, rt, who, project_id, cluster_id)
 
 
-@router.delete("/clusters/{cluster_id}")
+@router.delete("/clusters/{cluster_id}", **replies(None, *AUTHENTICATED, 404, 422, status=202))
 def delete_cluster(project_id: str, cluster_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
     clusters.delete(rt, scope(who, project_id), cluster_id)
     return accepted()
 
 
-@router.get("/clusters/{cluster_id}/instances/{instance_id}")
+@router.get(
+    "/clusters/{cluster_id}/instances/{instance_id}",
+    **replies(InstanceReply, *AUTHENTICATED, 404),
+)
 def show_member(
     project_id: str,
     cluster_id: str,

@@ -8,14 +8,26 @@ from fastapi import APIRouter, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX, accepted, view_context
 from coffer.contracts.api_v1 import ConfigurationCreateBody, ConfigurationUpdateBody
+from coffer.contracts.api_v1_replies import (
+    ConfigurationInstances,
+    ConfigurationList,
+    ConfigurationReply,
+    EffectiveConfigurationReply,
+    Parameter,
+    ParameterList,
+)
 from coffer.services import configurations
 
 router = APIRouter(prefix=PREFIX, tags=["configurations"])
 
 
-@router.get("/datastores/{datastore}/versions/{version}/parameters")
+@router.get(
+    "/datastores/{datastore}/versions/{version}/parameters",
+    **replies(ParameterList, *AUTHENTICATED, 404),
+)
 def list_parameters(
     project_id: str, datastore: str, version: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -23,7 +35,10 @@ def list_parameters(
     return {"configuration-parameters": [views.parameter(v, r) for r in rules]}
 
 
-@router.get("/datastores/{datastore}/versions/{version}/parameters/{name}")
+@router.get(
+    "/datastores/{datastore}/versions/{version}/parameters/{name}",
+    **replies(Parameter, *AUTHENTICATED, 404),
+)
 def show_parameter(
     project_id: str, datastore: str, version: str, name: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -31,7 +46,10 @@ def show_parameter(
     return views.parameter(v, rule)
 
 
-@router.get("/datastores/versions/{version_id}/parameters")
+@router.get(
+    "/datastores/versions/{version_id}/parameters",
+    **replies(ParameterList, *AUTHENTICATED, 404),
+)
 def list_parameters_by_version(
     project_id: str, version_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -39,7 +57,10 @@ def list_parameters_by_version(
     return {"configuration-parameters": [views.parameter(v, r) for r in rules]}
 
 
-@router.get("/datastores/versions/{version_id}/parameters/{name}")
+@router.get(
+    "/datastores/versions/{version_id}/parameters/{name}",
+    **replies(Parameter, *AUTHENTICATED, 404),
+)
 def show_parameter_by_version(
     project_id: str, version_id: str, name: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -47,7 +68,7 @@ def show_parameter_by_version(
     return views.parameter(v, rule)
 
 
-@router.get("/configurations")
+@router.get("/configurations", **replies(ConfigurationList, *AUTHENTICATED))
 def list_configurations(
     project_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -60,7 +81,7 @@ def list_configurations(
     }
 
 
-@router.post("/configurations")
+@router.post("/configurations", **replies(ConfigurationReply, *AUTHENTICATED, 404, 422))
 def create_configuration(
     project_id: str,
     body: ConfigurationCreateBody,
@@ -76,7 +97,7 @@ def create_configuration(
     }
 
 
-@router.get("/configurations/{config_id}")
+@router.get("/configurations/{config_id}", **replies(ConfigurationReply, *AUTHENTICATED, 404))
 def show_configuration(
     project_id: str, config_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -88,7 +109,10 @@ def show_configuration(
     }
 
 
-@router.get("/configurations/{config_id}/instances")
+@router.get(
+    "/configurations/{config_id}/instances",
+    **replies(ConfigurationInstances, *AUTHENTICATED, 404),
+)
 def configuration_instances(
     project_id: str, config_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -96,7 +120,7 @@ def configuration_instances(
     return {"instances": [{"id": i.id, "name": i.name} for i in insts]}
 
 
-@router.put("/configurations/{config_id}")
+@router.put("/configurations/{config_id}", **replies(None, *AUTHENTICATED, 404, 422, status=202))
 def replace_configuration(
     project_id: str,
     config_id: str,
@@ -108,7 +132,7 @@ def replace_configuration(
     return accepted()
 
 
-@router.patch("/configurations/{config_id}")
+@router.patch("/configurations/{config_id}", **replies(None, *AUTHENTICATED, 404, 422, status=200))
 def patch_configuration(
     project_id: str,
     config_id: str,
@@ -120,7 +144,7 @@ def patch_configuration(
     return Response(status_code=200, media_type="application/json")
 
 
-@router.delete("/configurations/{config_id}")
+@router.delete("/configurations/{config_id}", **replies(None, *AUTHENTICATED, 404, 422, status=202))
 def delete_configuration(
     project_id: str, config_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -128,7 +152,10 @@ def delete_configuration(
     return accepted()
 
 
-@router.get("/instances/{instance_id}/configuration")
+@router.get(
+    "/instances/{instance_id}/configuration",
+    **replies(EffectiveConfigurationReply, *AUTHENTICATED, 404),
+)
 def instance_configuration(
     project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:

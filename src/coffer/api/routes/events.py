@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from coffer.api.deps import PrincipalDep, RuntimeDep
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX
 from coffer.clock import isoformat
+from coffer.contracts.api_v1 import MAX_INT
+from coffer.contracts.api_v1_replies import EventList
 from coffer.services import events
 
 router = APIRouter(prefix=PREFIX, tags=["events"])
+
+#: events per page (``limit``), and the event id to continue after (``marker``)
+Limit = Annotated[int, Query(ge=1, le=events.MAX_LIMIT)]
+Marker = Annotated[int | None, Query(ge=0, le=MAX_INT)]
 
 
 def _view(e: events.EventView) -> dict[str, Any]:
@@ -36,7 +43,7 @@ def _page(request: Request, items: list[events.EventView], limit: int) -> dict[s
     return out
 
 
-@router.get("/events")
+@router.get("/events", **replies(EventList, *AUTHENTICATED))
 def list_events(
     project_id: str,
     request: Request,
@@ -44,8 +51,8 @@ def list_events(
     who: PrincipalDep,
     resource_id: str | None = None,
     since: datetime | None = None,
-    limit: int = 100,
-    marker: int | None = None,
+    limit: Limit = 100,
+    marker: Marker = None,
 ) -> dict[str, Any]:
     """The project's events, newest first (``resource_id``, ``since`` narrow them)."""
     found = events.list_events(
@@ -54,7 +61,7 @@ def list_events(
     return _page(request, found, limit)
 
 
-@router.get("/mgmt/events")
+@router.get("/mgmt/events", **replies(EventList, *AUTHENTICATED))
 def list_all_events(
     project_id: str,
     request: Request,
@@ -62,8 +69,8 @@ def list_all_events(
     who: PrincipalDep,
     resource_id: str | None = None,
     since: datetime | None = None,
-    limit: int = 100,
-    marker: int | None = None,
+    limit: Limit = 100,
+    marker: Marker = None,
     of_project: str | None = None,
 ) -> dict[str, Any]:
     """Admin: every project's events (``of_project`` narrows them to one)."""

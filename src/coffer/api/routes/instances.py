@@ -8,8 +8,10 @@ from fastapi import APIRouter, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX, accepted, paged, view_context
 from coffer.contracts.api_v1 import InstanceAction, InstanceCreateBody, InstanceUpdateBody
+from coffer.contracts.api_v1_replies import InstanceList, InstanceReply
 from coffer.services import instances
 
 router = APIRouter(prefix=PREFIX, tags=["instances"])
@@ -32,7 +34,7 @@ def _list(
     return paged(request, "instances", items, limit, marker)
 
 
-@router.get("/instances")
+@router.get("/instances", **replies(InstanceList, *AUTHENTICATED))
 def list_instances(
     project_id: str,
     request: Request,
@@ -55,7 +57,7 @@ def list_instances(
     )
 
 
-@router.get("/instances/detail")
+@router.get("/instances/detail", **replies(InstanceList, *AUTHENTICATED))
 def list_instances_detail(
     project_id: str,
     request: Request,
@@ -77,7 +79,7 @@ def list_instances_detail(
     )
 
 
-@router.post("/instances")
+@router.post("/instances", **replies(InstanceReply, *AUTHENTICATED, 404, 409, 413, 422, 501, 503))
 def create_instance(
     project_id: str, body: InstanceCreateBody, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def create_instance(
     }
 
 
-@router.get("/instances/{instance_id}")
+@router.get("/instances/{instance_id}", **replies(InstanceReply, *AUTHENTICATED, 404))
 def show_instance(
     project_id: str, instance_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def show_instance(
     }
 
 
-@router.put("/instances/{instance_id}")
+@router.put("/instances/{instance_id}", **replies(None, *AUTHENTICATED, 404, 422, 501, status=202))
 def update_instance(
     project_id: str, instance_id: str, body: InstanceUpdateBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -105,7 +107,9 @@ def update_instance(
     return accepted()
 
 
-@router.patch("/instances/{instance_id}")
+@router.patch(
+    "/instances/{instance_id}", **replies(None, *AUTHENTICATED, 404, 422, 501, status=202)
+)
 def edit_instance(
     project_id: str, instance_id: str, body: InstanceUpdateBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -113,7 +117,7 @@ def edit_instance(
     return accepted()
 
 
-@router.delete("/instances/{instance_id}")
+@router.delete("/instances/{instance_id}", **replies(None, *AUTHENTICATED, 404, 422, status=202))
 def delete_instance(
     project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -121,7 +125,10 @@ def delete_instance(
     return accepted()
 
 
-@router.post("/instances/{instance_id}/action")
+@router.post(
+    "/instances/{instance_id}/action",
+    **replies(None, *AUTHENTICATED, 404, 413, 422, 501, 503, status=202),
+)
 def instance_action(
     project_id: str, instance_id: str, body: InstanceAction, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:

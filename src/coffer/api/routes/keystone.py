@@ -13,8 +13,15 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from coffer.api import keystone_views as views
-from coffer.api.deps import RuntimeDep
+from coffer.api.deps import AuthTokenDep, RuntimeDep
 from coffer.api.keystone_errors import KeystoneRoute
+from coffer.api.openapi import keystone_replies
+from coffer.contracts.api_v1_replies import (
+    KeystoneProjectList,
+    KeystoneVersionReply,
+    ProjectReply,
+    TokenReply,
+)
 from coffer.contracts.identity import AuthRequest
 from coffer.services import auth, identity
 from coffer.services.auth import Principal
@@ -22,7 +29,6 @@ from coffer.services.runtime import Runtime
 
 router = APIRouter(prefix="/v3", tags=["identity"], route_class=KeystoneRoute)
 
-AuthToken = Annotated[str | None, Header(alias="X-Auth-Token")]
 SubjectToken = Annotated[str | None, Header(alias="X-Subject-Token")]
 
 
@@ -37,14 +43,17 @@ def base_url(rt: Runtime, request: Request) -> str:
     return rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
 
 
-@router.get("")
+@router.get("", **keystone_replies(KeystoneVersionReply))
 @router.get("/", include_in_schema=False)
 def version(request: Request, rt: RuntimeDep) -> dict[str, Any]:
     """Version discovery for keystoneauth (no token needed)."""
     return {"version": views.version(base_url(rt, request))}
 
 
-@router.post("/auth/tokens", status_code=201)
+@router.post(
+    "/auth/tokens",
+    **keystone_replies(TokenReply, 400, 401, status=201, subject_token=True),
+)
 def issue_token(body: AuthRequest, request: Request, rt: RuntimeDep) -> JSONResponse:
     """Password login: 201, the token in ``X-Subject-Token``, the token document in the
     body. 401 for a wrong password, an unknown user or a project out of reach."""
@@ -56,9 +65,9 @@ def issue_token(body: AuthRequest, request: Request, rt: RuntimeDep) -> JSONResp
     )
 
 
-@router.get("/auth/tokens")
+@router.get("/auth/tokens", **keystone_replies(TokenReply, 400, 401, 403, 404, subject_token=True))
 def validate_token(
-    request: Request, rt: RuntimeDep, caller: AuthToken = None, subject: SubjectToken = None
+    request: Request, rt: RuntimeDep, caller: AuthTokenDep, subject: SubjectToken = None
 ) -> JSONResponse:
     """What the login token in ``X-Subject-Token`` says (caller's own, or any for an
     admin); 404 once it has expired or been revoked."""
@@ -69,25 +78,23 @@ def validate_token(
     )
 
 
-@router.head("/auth/tokens")
-def check_token(rt: RuntimeDep, caller: AuthToken = None, subject: SubjectToken = None) -> Response:
+@router.head("/auth/tokens", **keystone_replies(None, 400, 401, 403, 404, bodies=False))
+def check_token(rt: RuntimeDep, caller: AuthTokenDep, subject: SubjectToken = None) -> Response:
     """200 while the login token in ``X-Subject-Token`` is valid, else 404 (no body)."""
     identity.validate(rt, *_caller(rt, caller), subject)
     return Response(status_code=200)
 
 
-@router.delete("/auth/tokens", status_code=204)
-def revoke_token(
-    rt: RuntimeDep, caller: AuthToken = None, subject: SubjectToken = None
-) -> Response:
+@router.delete("/auth/tokens", **keystone_replies(None, 400, 401, 403, 404, status=204))
+def revoke_token(rt: RuntimeDep, caller: AuthTokenDep, subject: SubjectToken = None) -> Response:
     """Revoke the login token in ``X-Subject-Token`` (a logout); it stops working at once."""
     identity.revoke(rt, *_caller(rt, caller), subject)
     return Response(status_code=204)
 
 
-@router.get("/projects")
+@router.get("/projects", **keystone_replies(KeystoneProjectList, 400, 401))
 def list_projects(
-    request: Request, rt: RuntimeDep, caller: AuthToken = None, name: str | None = None
+    request: Request, rt: RuntimeDep, caller: AuthTokenDep, name: str | None = None
 ) -> dict[str, Any]:
     """Projects the caller can see (an admin: all; others: their own), by ``name`` if given."""
     who = auth.authenticate(rt, caller)
@@ -98,9 +105,9 @@ def list_projects(
     }
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", **keystone_replies(ProjectReply, 400, 401, 404))
 def show_project(
-    project_id: str, request: Request, rt: RuntimeDep, caller: AuthToken = None
+    project_id: str, request: Request, rt: RuntimeDep, caller: AuthTokenDep
 ) -> dict[str, Any]:
     who = auth.authenticate(rt, caller)
     return {

@@ -15,6 +15,15 @@ from coffer.services import metrics
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def scrape(rt: RuntimeDep) -> Response:
     return Response(content=metrics.scrape(rt), media_type=metrics.CONTENT_TYPE)

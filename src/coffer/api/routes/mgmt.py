@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from coffer.api import views
 from coffer.api.deps import PrincipalDep, RuntimeDep
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX, accepted, view_context
 from coffer.contracts.api_v1 import (
     ClusterResetBody,
@@ -16,6 +17,21 @@ from coffer.contracts.api_v1 import (
     ProjectBody,
     QuotasBody,
     TokenBody,
+)
+from coffer.contracts.api_v1_replies import (
+    ClusterList,
+    ClusterReply,
+    CredentialsReply,
+    DatastoreVersionList,
+    DatastoreVersionReply,
+    HostList,
+    InstanceList,
+    InstanceReply,
+    JoinTokenReply,
+    ProjectCreated,
+    ProjectList,
+    QuotaShowReply,
+    QuotaUpdateReply,
 )
 from coffer.errors import NotFound
 from coffer.services import (
@@ -31,7 +47,7 @@ from coffer.services import (
 router = APIRouter(prefix=PREFIX + "/mgmt", tags=["mgmt"])
 
 
-@router.get("/instances")
+@router.get("/instances", **replies(InstanceList, *AUTHENTICATED))
 def mgmt_instances(
     project_id: str,
     request: Request,
@@ -47,7 +63,7 @@ def mgmt_instances(
     }
 
 
-@router.get("/instances/{instance_id}")
+@router.get("/instances/{instance_id}", **replies(InstanceReply, *AUTHENTICATED, 404))
 def mgmt_instance(
     project_id: str, instance_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -67,7 +83,7 @@ def mgmt_instance(
     return {"instance": out}
 
 
-@router.get("/clusters")
+@router.get("/clusters", **replies(ClusterList, *AUTHENTICATED))
 def mgmt_clusters(
     project_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -77,7 +93,7 @@ def mgmt_clusters(
     return {"clusters": [views.cluster(ctx, rec) for rec in clusters.list_all(rt, None)]}
 
 
-@router.get("/clusters/{cluster_id}")
+@router.get("/clusters/{cluster_id}", **replies(ClusterReply, *AUTHENTICATED, 404))
 def mgmt_cluster(
     project_id: str, cluster_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -86,7 +102,7 @@ def mgmt_cluster(
     return {"cluster": views.cluster(view_context(request, rt, who, project_id), rec)}
 
 
-@router.post("/clusters/{cluster_id}/action")
+@router.post("/clusters/{cluster_id}/action", **replies(None, *AUTHENTICATED, 404, status=202))
 def mgmt_cluster_action(
     project_id: str, cluster_id: str, body: ClusterResetBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -96,13 +112,13 @@ def mgmt_cluster_action(
     return accepted()
 
 
-@router.get("/quotas/{target}")
+@router.get("/quotas/{target}", **replies(QuotaShowReply, *AUTHENTICATED, 404))
 def show_quotas(project_id: str, target: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     who.check_project(target)
     return {"quotas": quotas.show(rt, target)}
 
 
-@router.put("/quotas/{target}")
+@router.put("/quotas/{target}", **replies(QuotaUpdateReply, *AUTHENTICATED, 404))
 def update_quotas(
     project_id: str, target: str, body: QuotasBody, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -110,7 +126,7 @@ def update_quotas(
     return {"quotas": quotas.update_limits(rt, target, body.quotas)}
 
 
-@router.post("/projects")
+@router.post("/projects", **replies(ProjectCreated, *AUTHENTICATED))
 def create_project(
     project_id: str, body: ProjectBody, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -123,13 +139,13 @@ def create_project(
     }
 
 
-@router.get("/projects")
+@router.get("/projects", **replies(ProjectList, *AUTHENTICATED))
 def list_projects(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     who.require_admin()
     return {"projects": projects.list_projects(rt)}
 
 
-@router.post("/tokens")
+@router.post("/tokens", **replies(CredentialsReply, *AUTHENTICATED, 404))
 def create_token(
     project_id: str, body: TokenBody, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -138,21 +154,21 @@ def create_token(
     return {"credentials": projects.create_token(rt, body.token.project).as_dict()}
 
 
-@router.get("/hosts")
+@router.get("/hosts", **replies(HostList, *AUTHENTICATED))
 def list_hosts(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     """Coffer extension: database hosts (agents) and their freshness."""
     who.require_admin()
     return {"hosts": hosts.list_hosts(rt)}
 
 
-@router.post("/hosts/join-tokens")
+@router.post("/hosts/join-tokens", **replies(JoinTokenReply, *AUTHENTICATED))
 def create_join_token(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     """Coffer extension: a token with which one more agent (database host) can register."""
     who.require_admin()
     return {"join_token": agents.create_join_token(rt)}
 
 
-@router.post("/datastore-versions")
+@router.post("/datastore-versions", **replies(None, *AUTHENTICATED, 404, status=202))
 def register_version(
     project_id: str, body: DatastoreVersionBody, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -171,7 +187,7 @@ def register_version(
     return accepted()
 
 
-@router.get("/datastore-versions")
+@router.get("/datastore-versions", **replies(DatastoreVersionList, *AUTHENTICATED))
 def list_versions(
     project_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -180,7 +196,9 @@ def list_versions(
     return {"versions": [views.version(ctx, v, admin=True) for v in catalog.list_all_versions(rt)]}
 
 
-@router.get("/datastore-versions/{version_id}")
+@router.get(
+    "/datastore-versions/{version_id}", **replies(DatastoreVersionReply, *AUTHENTICATED, 404)
+)
 def show_version(
     project_id: str, version_id: str, request: Request, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -192,7 +210,7 @@ def show_version(
     raise NotFound(f"Datastore version '{version_id}' cannot be found.")
 
 
-@router.patch("/datastore-versions/{version_id}")
+@router.patch("/datastore-versions/{version_id}", **replies(None, *AUTHENTICATED, 404, status=202))
 def patch_version(
     project_id: str, version_id: str, body: DatastoreVersionPatch, rt: RuntimeDep, who: PrincipalDep
 ) -> Response:
@@ -201,7 +219,7 @@ def patch_version(
     return accepted()
 
 
-@router.delete("/datastore-versions/{version_id}")
+@router.delete("/datastore-versions/{version_id}", **replies(None, *AUTHENTICATED, 404, status=202))
 def delete_version(project_id: str, version_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
     who.require_admin()
     catalog.delete_version(rt, version_id)

@@ -7,14 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from coffer.api.deps import PrincipalDep, RuntimeDep
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX
+from coffer.contracts.api_v1_replies import LoginUserList, LoginUserReply
 from coffer.contracts.identity import LoginUserBody
 from coffer.services import identity
 
 router = APIRouter(prefix=PREFIX + "/mgmt", tags=["mgmt"])
 
 
-@router.post("/users")
+@router.post("/users", **replies(LoginUserReply, *AUTHENTICATED, 404))
 def create_user(
     project_id: str, body: LoginUserBody, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def create_user(
     }
 
 
-@router.get("/users")
+@router.get("/users", **replies(LoginUserList, *AUTHENTICATED))
 def list_users(project_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     who.require_admin()
     return {"users": [user.as_dict() for user in identity.list_users(rt)]}

@@ -27,6 +27,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coffer.api.deps import PrincipalDep, RuntimeDep
+from coffer.api.openapi import replies
+from coffer.contracts.api_v1_replies import WhoAmIReply
 from coffer.services import projects
 
 DASHBOARD_PATH = "/dashboard"
@@ -53,7 +55,7 @@ def static_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "web"
 
 
-@router.get("/v1.0/whoami")
+@router.get("/v1.0/whoami", **replies(WhoAmIReply, 401))
 def whoami(rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     """Coffer extension: who the ``X-Auth-Token`` belongs to, and the project's endpoint
     (what ``credentials.json`` calls ``endpoint``). 401 without a valid token."""
