@@ -9,6 +9,7 @@ from typing import cast
 from fastapi import APIRouter
 
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.openapi import AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX
 from coffer.clock import utcnow
 from coffer.contracts.engine import ActivityKind
@@ -47,7 +48,9 @@ def _point(p: Point) -> MetricPoint:
     )
 
 
-@router.get("/instances/{instance_id}/metrics")
+@router.get(
+    "/instances/{instance_id}/metrics", **replies(InstanceMetricsResponse, *AUTHENTICATED, 404)
+)
 def instance_metrics(
     project_id: str,
     instance_id: str,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from coffer.api.deps import PrincipalDep, RuntimeDep, scope
+from coffer.api.openapi import AGENT, AUTHENTICATED, replies
 from coffer.api.routes.common import PREFIX
 from coffer.contracts.guest_logs import GuestLogAction, GuestLogList, GuestLogReply, GuestLogView
 from coffer.services import instance_logs
@@ -13,7 +14,7 @@ from coffer.services import instance_logs
 router = APIRouter(prefix=PREFIX + "/instances/{instance_id}", tags=["logs"])
 
 
-@router.get("/log")
+@router.get("/log", **replies(GuestLogList, *AUTHENTICATED, 404, 422, *AGENT))
 async def list_logs(
     project_id: str, instance_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> GuestLogList:
@@ -21,7 +22,7 @@ async def list_logs(
     return GuestLogList(logs=[GuestLogView.model_validate(v) for v in views])
 
 
-@router.post("/log")
+@router.post("/log", **replies(GuestLogReply, *AUTHENTICATED, 404, 409, 422, *AGENT))
 async def log_action(
     project_id: str, instance_id: str, body: GuestLogAction, rt: RuntimeDep, who: PrincipalDep
 ) -> GuestLogReply:
