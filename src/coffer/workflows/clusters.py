@@ -21,6 +21,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +36,7 @@ from coffer.domain.states import ClusterTask, TaskStatus
 from coffer.engines.redis.cluster import SLOT_COUNT, plan_rebalance, slot_ranges
 from coffer.errors import CofferError, EngineError
 from coffer.services import events, records
-from coffer.services.cluster_records import ClusterKind, Membership, load, membership
+from coffer.services.cluster_records import ClusterKind, load, membership
 from coffer.services.commands import CommandBus
 from coffer.workflows.observe import observed_workflow
 from coffer.workflows.runtime import current
@@ -385,10 +386,7 @@ def record_node(instance_id: str, node_id: str) -> None:
     with rt.sessions.begin() as s:
         inst = s.get(Instance, instance_id)
         assert inst is not None
-        info = membership(inst)
-        inst.cluster_json = Membership(
-            role=info.role, follows=info.follows, node_id=node_id
-        ).to_json()
+        inst.cluster_json = replace(membership(inst), node_id=node_id).to_json()
 
 
 @DBOS.step()
