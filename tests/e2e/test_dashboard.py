@@ -29,7 +29,12 @@ if TYPE_CHECKING:
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip)")
 expect = sync_api.expect
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # the pages read the same REST API whatever keeps the metadata (every API test runs
+    # on both kinds); one browser run keeps CI's two cores for the rest
+    pytest.mark.parametrize("server", ["sqlite"], indirect=True),
+]
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
