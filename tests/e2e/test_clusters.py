@@ -258,6 +258,31 @@ def keys_on(member: dict[str, Any]) -> int:
         return int(node.dbsize())
 
 
+def _admin_socket(server: CofferServer, instance_id: str) -> redis.Redis:
+    """Coffer's own account on a member, through its unix socket (what the agent uses)."""
+    root = server.data_dir / "agent" / "instances" / instance_id
+    return redis.Redis(
+        unix_socket_path=str(root / "run" / "redis.sock"),
+        username="coffer-admin",
+        password=(root / "coffer-admin.secret").read_text().strip(),
+        socket_timeout=5,
+    )
+
+
+def failover(server: CofferServer, replica_id: str) -> None:
+    """``CLUSTER FAILOVER`` on a replica: it and its master swap roles, as when Redis
+    fails over a master that stopped answering."""
+    with _admin_socket(server, replica_id) as node:
+        node.execute_command("CLUSTER", "FAILOVER")
+
+
+def node_role(server: CofferServer, instance_id: str) -> str:
+    """``master`` or ``slave`` (Redis's ``ROLE``)."""
+    with _admin_socket(server, instance_id) as node:
+        role = node.execute_command("ROLE")[0]
+    return role.decode() if isinstance(role, bytes) else str(role)
+
+
 def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentials) -> None:
     members = [MEMBER, MEMBER, MEMBER, {**MEMBER, "type": "replica"}]
     with admin.client() as c, cluster_of(c, cluster_body("rc", "redis", "7.0", members)) as made:
@@ -280,10 +305,26 @@ def test_redis_cluster_grow_shrink_delete(server: CofferServer, admin: Credentia
                 assert keys_on(master) > 0, "keys spread over every master"
             assert sum(keys_on(m) for m in masters) == 300
 
+            # Redis fails a master over to its replica by itself; Coffer's next action
+            # on the cluster goes by (and shows) the roles as they are now
+            (replica,) = [m for m in cluster["instances"] if m["type"] == "replica"]
+            failover(server, replica["id"])
+            eventually(
+                lambda: (
+                    (node_role(server, replica["id"]), node_role(server, replica["master"]))
+                    == ("master", "slave")
+                ),
+                "the failover",
+            )
+
             act(c, cid, {"grow": [MEMBER]})
             cluster = wait_cluster(c, cid, 5)
             new = cluster["instances"][-1]
             assert new["type"] == "master"
+            after = {m["id"]: m for m in cluster["instances"]}
+            assert after[replica["id"]]["type"] == "master"
+            assert after[replica["master"]]["type"] == "replica"
+            assert after[replica["master"]]["master"] == replica["id"]
             assert keys_on(new) > 0, "the new master took its share of the slots and keys"
             assert all(client.get(f"key:{i}") == str(i).encode() for i in range(300))
 

@@ -101,6 +101,7 @@ def grow_cluster(wid: str, cluster_id: str) -> None:
             for instance_id in new:
                 _galera_join(wid, cluster_id, instance_id, bootstrap=False)
         else:
+            sync_redis_roles(cluster_id)
             _redis_add(wid, cluster_id, new, forming=False)
         end_cluster(cluster_id, wid)
     except Exception as exc:
@@ -113,6 +114,7 @@ def shrink_cluster(wid: str, cluster_id: str) -> None:
         gone = owned_members(cluster_id, wid)
         galera = cluster_kind(cluster_id) == ClusterKind.GALERA.value
         if not galera:
+            sync_redis_roles(cluster_id)
             _redis_rebalance(wid, cluster_id, without=gone)
         for instance_id in gone:
             _remove(wid, cluster_id, instance_id)
@@ -145,6 +147,8 @@ def restart_cluster(wid: str, cluster_id: str) -> None:
                 observed = await_on_cluster(cid, cluster_id)
                 wait_healthy(cluster_id)
                 finish_task(instance_id, wid, observed=observed)
+            if not galera:  # a master down for its restart may have been failed over
+                sync_redis_roles(cluster_id)
         end_cluster(cluster_id, wid)
     except Exception as exc:
         _fail(cluster_id, wid, "restart", exc, TaskStatus.NONE)
@@ -450,6 +454,33 @@ def even_split(masters: int) -> list[list[list[int]]]:
         out.append([[low, high]])
         low = high + 1
     return out
+
+
+@DBOS.step()
+def sync_redis_roles(cluster_id: str) -> None:
+    """Record each member's role and master as the member itself reports them (gossip
+    reaches the others later): Redis fails a master over to its replica by itself (a
+    master down longer than the node timeout), and moves, views and shrink checks go by
+    the recorded roles."""
+    rt = current()
+    seen = {}
+    for instance_id in _live(cluster_id, True):
+        try:
+            seen[instance_id] = _ask(instance_id, cluster_id, "redis_state", {}, timeout_s=30)
+        except CofferError as exc:  # down: its recorded role stands
+            DBOS.logger.warning("role of cluster member %s unknown: %s", instance_id, exc)
+    with rt.sessions.begin() as s:
+        members = {m.instance.id: m.instance for m in load(s, cluster_id, None).members}
+        by_node = {membership(inst).node_id: iid for iid, inst in members.items()}
+        for iid, state in seen.items():
+            info = membership(members[iid])
+            follows = by_node.get(state["master_id"]) if state["role"] == "replica" else None
+            if state["role"] == "replica" and follows is None:
+                continue  # following a node Coffer does not know: leave it be
+            if (info.role, info.follows) != (state["role"], follows):
+                inst = s.get(Instance, iid)
+                assert inst is not None
+                inst.cluster_json = replace(info, role=state["role"], follows=follows).to_json()
 
 
 @DBOS.step()
