@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from coffer.clock import utcnow
@@ -26,10 +28,12 @@ from coffer.db.models import Backup, Host, Instance, JoinToken
 from coffer.domain.states import BackupState, ServiceStatus, TaskStatus
 from coffer.errors import Unauthorized
 from coffer.security import hash_token, new_token
-from coffer.services import events, log_archives
+from coffer.services import events, log_archives, metric_history
 from coffer.services.commands import CommandBus
 from coffer.services.runtime import Runtime
 from coffer.settings import parse_port_range
+
+log = logging.getLogger("coffer.agents")
 
 
 def create_join_token(rt: Runtime) -> str:
@@ -113,7 +117,9 @@ def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
     The write is kept short whatever the number of instances (it holds the metadata
     database's write lock, which the workflows' steps wait for): every observed instance's
     ``service_status_updated`` is stamped in one statement, and a row is updated on its
-    own only when what was observed of it changed.
+    own only when what was observed of it changed. Afterwards the heartbeat is counted
+    for ``/metrics`` and, if accepted, sampled into the metrics history (best effort: a
+    failed sample is logged, the heartbeat stays stored).
     """
     now = utcnow()
     with rt.sessions.begin() as s:
@@ -129,6 +135,12 @@ def heartbeat(rt: Runtime, host_id: str, hb: Heartbeat) -> HeartbeatResponse:
         ).rowcount  # type: ignore[attr-defined]
         if accepted and hb.instances:
             _store_observations(s, host_id, hb.instances, now)
+    rt.metrics.heartbeat(host_id, hb, accepted=bool(accepted))
+    if accepted:
+        try:
+            metric_history.record(rt, host_id, hb)
+        except SQLAlchemyError as exc:
+            log.warning("metrics history sample not stored: %s", type(exc).__name__)
     return HeartbeatResponse(
         accepted=bool(accepted), heartbeat_interval_s=rt.settings.heartbeat_interval_s
     )

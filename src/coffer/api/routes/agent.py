@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from coffer.api.deps import RuntimeDep
@@ -23,10 +21,8 @@ from coffer.contracts.agent_v1 import (
     RolesRequest,
     RolesResponse,
 )
-from coffer.services import agents, log_archives, metric_history
+from coffer.services import agents, log_archives
 from coffer.services.commands import CommandBus
-
-log = logging.getLogger("coffer.api.agent")
 
 router = APIRouter(prefix="/agent/v1", tags=["agent"], include_in_schema=False)
 
@@ -55,14 +51,7 @@ def result(
 @router.post("/heartbeat")
 def heartbeat(body: Heartbeat, rt: RuntimeDep, credential: Credential = None) -> HeartbeatResponse:
     host_id = agents.authenticate_host(rt, credential)
-    answer = agents.heartbeat(rt, host_id, body)
-    rt.metrics.heartbeat(host_id, body, accepted=answer.accepted)
-    if answer.accepted:
-        try:
-            metric_history.record(rt, host_id, body)
-        except SQLAlchemyError as exc:  # history is best effort: the heartbeat is stored
-            log.warning("metrics history sample not stored: %s", type(exc).__name__)
-    return answer
+    return agents.heartbeat(rt, host_id, body)
 
 
 @router.post("/log-archives")
