@@ -12,6 +12,7 @@ source) and a digest of the source's first line, so a source that was replaced o
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,6 +27,7 @@ __all__ = [
     "metafile_key",
     "object_prefix",
     "parse_action",
+    "slow_query_threshold",
 ]
 
 
@@ -99,6 +101,19 @@ def parse_action(flags: dict[str, int | None]) -> tuple[LogAction, ...]:
             f"{names} cannot be asked together: ask for one action (or discard with publish)"
         )
     return tuple(sorted(chosen, key=lambda a: a is LogAction.PUBLISH))
+
+
+def slow_query_threshold(
+    logs: Collection[str], parameters: Mapping[str, object], setting: str, default: int
+) -> dict[str, int]:
+    """``{setting: threshold}`` while the ``slow_query`` log is on: the configuration's
+    own value when it is a non-negative integer, else ``default``; ``{}`` while off."""
+    if "slow_query" not in logs:
+        return {}
+    chosen = parameters.get(setting)
+    if isinstance(chosen, int) and not isinstance(chosen, bool) and chosen >= 0:
+        return {setting: chosen}
+    return {setting: default}
 
 
 def find_log(defs: tuple[LogDef, ...], name: str, datastore: str) -> LogDef:

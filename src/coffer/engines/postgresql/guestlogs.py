@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.domain.guest_logs import LogDef, LogType
+from coffer.domain.guest_logs import LogDef, LogType, slow_query_threshold
 from coffer.engines.base import InstancePaths
 
 __all__ = ["GUEST_LOGS", "SLOW_QUERY_MS", "PostgresGuestLogs", "log_settings"]
@@ -35,12 +35,9 @@ SLOW_QUERY_MS = 1000
 
 def log_settings(spec: InstanceSpec) -> dict[str, int]:
     """The settings the instance's switched-on logs add (over its parameters)."""
-    if "slow_query" not in spec.logs:
-        return {}
-    chosen = spec.parameters.get("log_min_duration_statement")
-    if isinstance(chosen, int) and not isinstance(chosen, bool) and chosen >= 0:
-        return {"log_min_duration_statement": chosen}
-    return {"log_min_duration_statement": SLOW_QUERY_MS}
+    return slow_query_threshold(
+        spec.logs, spec.parameters, "log_min_duration_statement", SLOW_QUERY_MS
+    )
 
 
 class PostgresGuestLogs:

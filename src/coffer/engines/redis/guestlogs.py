@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from coffer.contracts.engine import InstanceSpec
-from coffer.domain.guest_logs import LogDef, LogType
+from coffer.domain.guest_logs import LogDef, LogType, slow_query_threshold
 from coffer.engines.base import InstancePaths
 
 __all__ = ["GUEST_LOGS", "SLOW_LOG_FILE", "RedisGuestLogs", "log_settings", "render_entry"]
@@ -43,12 +43,9 @@ SLOW_QUERY_US = 10000
 
 def log_settings(spec: InstanceSpec) -> dict[str, int]:
     """The settings the instance's switched-on logs impose (over its parameters)."""
-    if "slow_query" not in spec.logs:
-        return {}
-    chosen = spec.parameters.get("slowlog-log-slower-than")
-    if isinstance(chosen, int) and not isinstance(chosen, bool) and chosen >= 0:
-        return {"slowlog-log-slower-than": chosen}
-    return {"slowlog-log-slower-than": SLOW_QUERY_US}
+    return slow_query_threshold(
+        spec.logs, spec.parameters, "slowlog-log-slower-than", SLOW_QUERY_US
+    )
 
 
 def render_entry(entry: dict[str, Any]) -> str:
